@@ -1,0 +1,43 @@
+"""Creates the pipeline's Kafka topics with their settings (idempotent). Ingest and every worker
+call it at start, so topics never come from broker auto-creation with default settings."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from models import topics
+from models.settings import KafkaSettings
+
+logger = logging.getLogger(__name__)
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def topic_configs() -> dict[str, dict[str, str]]:
+    events = {"retention.ms": str(7 * DAY_MS), "max.message.bytes": str(2 * 1024 * 1024)}
+    configs = {name: dict(events) for name in topics.KAFKA_TOPICS.values()}
+    configs[topics.KAFKA_ALERTS] = {"retention.ms": str(90 * DAY_MS)}
+    configs[topics.KAFKA_DEAD_LETTERS] = {"retention.ms": str(30 * DAY_MS)}
+    return configs
+
+
+async def ensure_topics(settings: KafkaSettings) -> list[str]:
+    """Create missing topics; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="safecity-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [NewTopic(name, settings.partitions, settings.replication, topic_configs=cfg)
+                  for name, cfg in topic_configs().items() if name not in existing]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another process created them first
+            logger.info("created Kafka topics: %s", ", ".join(t.name for t in wanted))
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()

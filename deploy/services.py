@@ -1,0 +1,422 @@
+"""Install, start and stop the local servers: Mosquitto, Kafka (KRaft), InfluxDB 1.x and the
+InfluxDB v2-write adapter. Loopback only; every process is started in its own session, its PID
+written to ``<run_dir>/<name>.pid``, and stopped by that PID (never by name).
+
+Readiness is polled (a TCP connect, an HTTP ping), never slept for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+DEPLOY_DIR = Path(__file__).resolve().parent
+KAFKA_POM = DEPLOY_DIR / "kafka" / "pom.xml"
+
+
+class ServiceError(RuntimeError):
+    pass
+
+
+# --------------------------------------------------------------------------- process helpers
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return True
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise ServiceError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return resp.status < 300
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def stop_pid(pid: int, timeout: float = 20.0) -> None:
+    """SIGTERM the process group led by ``pid``, then SIGKILL after ``timeout``."""
+    if not pid_alive(pid):
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        os.kill(pid, signal.SIGTERM)
+    try:
+        wait_until(lambda: not pid_alive(pid), timeout, f"PID {pid} to exit")
+    except ServiceError:
+        logger.warning("PID %s ignored SIGTERM for %.0fs; killing", pid, timeout)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        wait_until(lambda: not pid_alive(pid), 10, f"PID {pid} to die")
+
+
+# --------------------------------------------------------------------------- services
+@dataclass
+class Service:
+    name: str
+    run_dir: Path
+    host: str
+    port: int
+
+    @property
+    def dir(self) -> Path:
+        return self.run_dir / self.name
+
+    @property
+    def pidfile(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.run_dir / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    # subclasses provide these
+    def installed(self) -> str | None:
+        """None when installed, else what is missing."""
+        raise NotImplementedError
+
+    def install(self) -> None:
+        raise NotImplementedError
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Write config files and initialise state before the first start."""
+
+    def ready(self) -> bool:
+        return port_open(self.host, self.port)
+
+    def after_ready(self) -> None:
+        """One-off setup once the server answers (e.g. create a database)."""
+
+    startup_timeout: float = 60.0
+
+    def start(self) -> int:
+        pid = self.pid()
+        if pid is not None:
+            logger.info("%s already running (PID %s)", self.name, pid)
+            return pid
+        if port_open(self.host, self.port):
+            raise ServiceError(f"{self.name}: port {self.host}:{self.port} is taken by another process")
+        missing = self.installed()
+        if missing:
+            raise ServiceError(f"{self.name} is not installed ({missing}); run `safecity services install`")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
+        log = open(self.logfile, "ab")
+        proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=self.dir, start_new_session=True, env=self.env())
+        log.close()
+        self.pidfile.write_text(str(proc.pid))
+        try:
+            wait_until(lambda: self.ready() or proc.poll() is not None, self.startup_timeout,
+                       f"{self.name} on {self.host}:{self.port}")
+            if proc.poll() is not None:
+                raise ServiceError(f"{self.name} exited with {proc.returncode}; see {self.logfile}")
+            self.after_ready()
+        except BaseException:
+            stop_pid(proc.pid)
+            self.pidfile.unlink(missing_ok=True)
+            raise
+        logger.info("%s ready on %s:%s (PID %s)", self.name, self.host, self.port, proc.pid)
+        return proc.pid
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            stop_pid(pid)
+            logger.info("%s stopped (PID %s)", self.name, pid)
+        self.pidfile.unlink(missing_ok=True)
+
+
+def _apt_install(*packages: str) -> None:
+    if os.geteuid() != 0:
+        raise ServiceError(f"install {' '.join(packages)} with apt-get (needs root)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-q", *packages], check=True, env=env)
+
+
+@dataclass
+class Mosquitto(Service):
+    max_inflight: int = 1000
+
+    def installed(self) -> str | None:
+        return None if shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").exists() else "mosquitto"
+
+    def install(self) -> None:
+        if self.installed():
+            _apt_install("mosquitto", "mosquitto-clients")
+
+    def prepare(self) -> None:
+        (self.dir / "data").mkdir(exist_ok=True)
+        (self.dir / "mosquitto.conf").write_text(
+            f"# written by deploy/services.py: development broker, loopback only\n"
+            f"listener {self.port} {self.host}\n"
+            "allow_anonymous true\n"
+            "persistence true\n"
+            f"persistence_location {self.dir / 'data'}/\n"
+            "autosave_interval 5\n"
+            f"max_inflight_messages {self.max_inflight}\n"
+            "max_queued_messages 200000\n"
+            "log_dest stdout\n"
+            "log_type error\nlog_type warning\nlog_type notice\n"
+        )
+
+    def command(self) -> list[str]:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        return [exe, "-c", str(self.dir / "mosquitto.conf")]
+
+
+@dataclass
+class Kafka(Service):
+    controller_port: int = 9093
+    libs: Path = Path(".")
+    heap: str = "768m"
+    partitions: int = 4
+    startup_timeout: float = 120.0
+
+    def installed(self) -> str | None:
+        return None if any(self.libs.glob("kafka_2.13-*.jar")) else f"Kafka jars in {self.libs}"
+
+    def install(self) -> None:
+        if not self.installed():
+            return
+        if not shutil.which("mvn") or not shutil.which("java"):
+            raise ServiceError("Kafka needs java (17+) and mvn on PATH")
+        self.libs.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mvn", "-q", "-B", "-f", str(KAFKA_POM), "dependency:copy-dependencies",
+                        f"-DoutputDirectory={self.libs}", "-DincludeScope=runtime"], check=True)
+
+    def prepare(self) -> None:
+        data = self.dir / "data"
+        (self.dir / "server.properties").write_text(
+            "# written by deploy/services.py: single-node KRaft broker, loopback only\n"
+            "process.roles=broker,controller\nnode.id=1\n"
+            f"controller.quorum.voters=1@{self.host}:{self.controller_port}\n"
+            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}\n"
+            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}\n"
+            "controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n"
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n"
+            f"log.dirs={data}\nnum.partitions={self.partitions}\n"
+            "offsets.topic.replication.factor=1\noffsets.topic.num.partitions=8\n"
+            "transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n"
+            "group.initial.rebalance.delay.ms=0\nauto.create.topics.enable=false\n"
+            "message.max.bytes=2097152\nreplica.fetch.max.bytes=2097152\n"
+            "log.retention.hours=168\nlog.segment.bytes=134217728\n"
+        )
+        (self.dir / "log4j.properties").write_text(
+            "log4j.rootLogger=WARN, stdout\n"
+            "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
+            "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
+            "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
+            "log4j.logger.kafka.server.KafkaServer=INFO\nlog4j.logger.kafka.server.BrokerServer=INFO\n"
+        )
+        if not (data / "meta.properties").exists():
+            cluster_id = _kafka_cluster_id()
+            fmt = subprocess.run([*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                                  "-c", str(self.dir / "server.properties"), "--ignore-formatted"],
+                                 capture_output=True, text=True, cwd=self.dir)
+            if fmt.returncode != 0:
+                raise ServiceError(f"kafka storage format failed: {fmt.stdout[-500:]} {fmt.stderr[-500:]}")
+
+    def _java(self) -> list[str]:
+        return ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+                f"-Dlog4j.configuration=file:{self.dir / 'log4j.properties'}",
+                "-cp", f"{self.libs}/*"]
+
+    def command(self) -> list[str]:
+        return [*self._java(), "kafka.Kafka", str(self.dir / "server.properties")]
+
+    def ready(self) -> bool:
+        return port_open(self.host, self.port) and _kafka_metadata_ok(self.host, self.port)
+
+
+def _kafka_cluster_id() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _kafka_metadata_ok(host: str, port: int) -> bool:
+    """A Metadata v0 request answered with at least one broker: the broker serves clients."""
+    import struct
+
+    body = struct.pack(">hhih", 3, 0, 1, len(b"safecity-probe")) + b"safecity-probe" + struct.pack(">i", 0)
+    try:
+        with socket.create_connection((host, port), timeout=2) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            head = sock.recv(4)
+            if len(head) < 4:
+                return False
+            size = struct.unpack(">i", head)[0]
+            data = b""
+            while len(data) < size:
+                chunk = sock.recv(size - len(data))
+                if not chunk:
+                    return False
+                data += chunk
+            brokers = struct.unpack(">i", data[4:8])[0]  # after correlation id
+            return brokers > 0
+    except OSError:
+        return False
+
+
+@dataclass
+class InfluxDB(Service):
+    rpc_port: int = 8088
+    database: str = "safecity"
+
+    def installed(self) -> str | None:
+        return None if shutil.which("influxd") else "influxdb"
+
+    def install(self) -> None:
+        if self.installed():
+            _apt_install("influxdb", "influxdb-client")
+
+    def prepare(self) -> None:
+        d = self.dir
+        (d / "influxdb.conf").write_text(
+            "# written by deploy/services.py: InfluxDB 1.x, loopback only\n"
+            f'reporting-disabled = true\nbind-address = "{self.host}:{self.rpc_port}"\n'
+            f'[meta]\n  dir = "{d}/meta"\n'
+            f'[data]\n  dir = "{d}/data"\n  wal-dir = "{d}/wal"\n  query-log-enabled = false\n'
+            f'[http]\n  bind-address = "{self.host}:{self.port}"\n  log-enabled = false\n'
+            '[logging]\n  level = "warn"\n'
+            "[monitor]\n  store-enabled = false\n"
+            "[continuous_queries]\n  enabled = false\n"
+        )
+
+    def command(self) -> list[str]:
+        return [shutil.which("influxd") or "influxd", "-config", str(self.dir / "influxdb.conf")]
+
+    def ready(self) -> bool:
+        return http_ok(f"http://{self.host}:{self.port}/ping")
+
+    def after_ready(self) -> None:
+        query = urllib.parse.urlencode({"q": f'CREATE DATABASE "{self.database}"'}).encode()
+        urllib.request.urlopen(f"http://{self.host}:{self.port}/query", data=query, timeout=10).close()
+
+
+@dataclass
+class InfluxV2Adapter(Service):
+    upstream: str = "http://127.0.0.1:8086"
+
+    def installed(self) -> str | None:
+        return None
+
+    def install(self) -> None:
+        pass
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "deploy.influx_v2_adapter", "--listen", f"{self.host}:{self.port}",
+                "--upstream", self.upstream]
+
+    def env(self) -> dict[str, str]:
+        root = str(DEPLOY_DIR.parent)
+        return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+
+    def ready(self) -> bool:
+        return http_ok(f"http://{self.host}:{self.port}/ping")
+
+
+def local_services(settings: Settings) -> list[Service]:
+    """The local servers in start order."""
+    svc = settings.services
+    run_dir = svc.run_dir.resolve()
+    kafka_host, _, kafka_port = settings.kafka.bootstrap.split(",")[0].rpartition(":")
+    adapter = urllib.parse.urlsplit(settings.influx.url)
+    influx_bucket = settings.influx.bucket.split("/")[0]
+    return [
+        Mosquitto("mosquitto", run_dir, settings.mqtt.host, settings.mqtt.port,
+                  max_inflight=settings.mqtt.max_inflight),
+        Kafka("kafka", run_dir, kafka_host, int(kafka_port), controller_port=svc.kafka_controller_port,
+              libs=svc.kafka_libs, heap=svc.kafka_heap, partitions=settings.kafka.partitions),
+        InfluxDB("influxdb", run_dir, "127.0.0.1", svc.influxdb_port, rpc_port=svc.influxdb_rpc_port,
+                 database=influx_bucket),
+        InfluxV2Adapter("influx-v2-adapter", run_dir, adapter.hostname or "127.0.0.1", adapter.port or 8087,
+                        upstream=f"http://127.0.0.1:{svc.influxdb_port}"),
+    ]
+
+
+def install_all(settings: Settings) -> None:
+    for service in local_services(settings):
+        service.install()
+
+
+def start_all(settings: Settings) -> list[Service]:
+    started: list[Service] = []
+    try:
+        for service in local_services(settings):
+            service.start()
+            started.append(service)
+    except BaseException:
+        for service in reversed(started):
+            service.stop()
+        raise
+    return started
+
+
+def stop_all(settings: Settings) -> None:
+    for service in reversed(local_services(settings)):
+        service.stop()
+
+
+def status(settings: Settings) -> dict[str, int | None]:
+    return {s.name: s.pid() for s in local_services(settings)}

@@ -1,0 +1,65 @@
+"""The ingest decision, as a pure function: (MQTT topic, payload, now) -> Accepted | Rejected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import msgspec
+
+from models import schemas, topics
+from models.schemas import DeadLetter, Event, SchemaError
+from models.topics import MessageKind, TopicError
+
+STAGE = "ingest"
+#: Largest MQTT payload accepted (a plate read with a 512 KiB snapshot is ~700 KiB of JSON).
+MAX_PAYLOAD_BYTES = 1024 * 1024
+#: Device clocks may run ahead of ours by this much before a reading counts as bogus.
+MAX_CLOCK_AHEAD = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    kind: MessageKind
+    kafka_topic: str
+    key: bytes
+    value: bytes
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    dead_letter: DeadLetter
+
+    @property
+    def key(self) -> bytes:
+        return self.dead_letter.source.encode()
+
+
+def validate(mqtt_topic: str, payload: bytes, now: datetime) -> Accepted | Rejected:
+    """Never raises: anything that cannot become a valid event becomes a dead letter."""
+
+    def reject(code: str, reason: str) -> Rejected:
+        return Rejected(schemas.dead_letter(STAGE, code, reason, mqtt_topic, payload, now))
+
+    try:
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            return reject("payload-too-large", f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        try:
+            topic = topics.parse_device_topic(mqtt_topic)
+        except TopicError as exc:
+            return reject(exc.code, str(exc))
+        try:
+            event = schemas.decode_event(topic.message, payload)
+        except SchemaError as exc:
+            return reject(exc.code, f"{topic.message}: {exc}")
+        if event.device_id != topic.device_id:
+            return reject("device-mismatch", "device id in payload differs from the topic's")
+        event_time = event.event_time
+        if event_time is not None and event_time - now > MAX_CLOCK_AHEAD:
+            return reject("event-time-future", f"event time is {event_time - now} ahead of ingest time")
+        event = msgspec.structs.replace(event, ingested_at=now)
+        return Accepted(topic.message, topics.kafka_topic(topic.message), topic.device_id.encode(),
+                        schemas.encode(event), event)
+    except Exception as exc:  # noqa: BLE001 - the stage must never crash on input
+        return reject("internal-error", f"{type(exc).__name__} while validating")

@@ -1,0 +1,269 @@
+"""Message schemas: declared once, validated at every boundary.
+
+Frozen msgspec structs, decoded strictly from JSON (unknown fields are errors, times must carry
+a time zone). ``decode(kind, raw)`` is the one entry point the boundaries use; it raises
+``SchemaError`` with a stable reason code and a message that names fields, never values, so
+personal data cannot leak into dead-letter reasons or logs.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from models.topics import MessageKind
+
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+DeviceId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+#: Largest JPEG snapshot accepted inside a plate read (decoded bytes).
+MAX_SNAPSHOT_BYTES = 512 * 1024
+
+
+class Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Base for every message: immutable, strict, compact on the wire."""
+
+
+# --------------------------------------------------------------------------- enums
+class PlateColour(enum.StrEnum):
+    BLUE = "blue"
+    YELLOW = "yellow"
+    GREEN = "green"  # new-energy, small
+    YELLOW_GREEN = "yellow-green"  # new-energy, large
+    WHITE = "white"
+    BLACK = "black"
+
+
+class IdType(enum.StrEnum):
+    RESIDENT_ID = "resident-id"  # GB 11643 18-digit number
+    PASSPORT = "passport"
+    HK_MACAO_PERMIT = "hk-macao-permit"
+    TAIWAN_PERMIT = "taiwan-permit"
+    OTHER = "other"
+
+
+class GasType(enum.StrEnum):
+    COMBUSTIBLE = "combustible"
+    CO = "co"
+
+
+class GasUnit(enum.StrEnum):
+    LEL = "%LEL"
+    PPM = "ppm"
+
+
+GAS_UNITS = {GasType.COMBUSTIBLE: GasUnit.LEL, GasType.CO: GasUnit.PPM}
+
+
+class DeviceState(enum.StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class Severity(enum.StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    WARNING = "warning"
+    MAINTENANCE = "maintenance"
+    INFO = "info"
+
+
+class AlertState(enum.StrEnum):
+    FIRING = "firing"
+    CLEARED = "cleared"
+
+
+# --------------------------------------------------------------------------- device events
+class PlateRead(Struct, kw_only=True):
+    """A vehicle plate read at a city-entrance checkpoint (published by the checkpoint)."""
+
+    read_id: EventId
+    checkpoint_id: DeviceId
+    camera_id: DeviceId
+    lane: Annotated[int, msgspec.Meta(ge=1, le=32)]
+    plate: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    plate_colour: PlateColour
+    confidence: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+    captured_at: AwareDatetime
+    #: JPEG bytes, base64 in JSON; at most MAX_SNAPSHOT_BYTES once decoded.
+    snapshot_jpeg: Annotated[bytes, msgspec.Meta(max_length=MAX_SNAPSHOT_BYTES)] | None = None
+    ingested_at: AwareDatetime | None = None
+
+    @property
+    def device_id(self) -> str:
+        return self.checkpoint_id
+
+    @property
+    def event_time(self) -> datetime:
+        return self.captured_at
+
+
+class HotelRegistration(Struct, kw_only=True):
+    """A real-name guest registration uploaded by a hotel's property system."""
+
+    registration_id: EventId
+    hotel_id: DeviceId
+    guest_name: ShortText
+    id_type: IdType
+    id_number: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    nationality: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]  # ISO 3166-1 alpha-3
+    birth_date: date
+    room: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    checkin_at: AwareDatetime
+    ingested_at: AwareDatetime | None = None
+
+    @property
+    def device_id(self) -> str:
+        return self.hotel_id
+
+    @property
+    def event_time(self) -> datetime:
+        return self.checkin_at
+
+
+class GasReading(Struct, kw_only=True):
+    """One gas sensor sample. ``value`` may be null: the sensor could not measure (a fault)."""
+
+    sensor_id: DeviceId
+    gas: GasType
+    value: float | None
+    unit: GasUnit
+    measured_at: AwareDatetime
+    battery: Annotated[float, msgspec.Meta(ge=0.0, le=100.0)] | None = None  # percent
+    seq: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    ingested_at: AwareDatetime | None = None
+
+    def __post_init__(self) -> None:
+        if GAS_UNITS[self.gas] is not self.unit:
+            raise ValueError(f"unit must be {GAS_UNITS[self.gas].value} for gas {self.gas.value}")
+
+    @property
+    def device_id(self) -> str:
+        return self.sensor_id
+
+    @property
+    def event_time(self) -> datetime:
+        return self.measured_at
+
+
+class DeviceStatus(Struct, kw_only=True):
+    """Retained availability; the device's MQTT last will publishes ``offline``."""
+
+    device_id: DeviceId
+    state: DeviceState
+    at: AwareDatetime | None = None  # absent in a last will, which is fixed at connect time
+    ingested_at: AwareDatetime | None = None
+
+    @property
+    def event_time(self) -> datetime | None:
+        return self.at
+
+
+Event = PlateRead | HotelRegistration | GasReading | DeviceStatus
+
+EVENT_TYPES: dict[MessageKind, type[Event]] = {
+    MessageKind.PLATE_READ: PlateRead,
+    MessageKind.REGISTRATION: HotelRegistration,
+    MessageKind.GAS_READING: GasReading,
+    MessageKind.STATUS: DeviceStatus,
+}
+
+
+# --------------------------------------------------------------------------- pipeline outputs
+DetailValue = str | int | float | bool
+
+
+class Alert(Struct, kw_only=True):
+    """An alert transition. ``alert_id`` is the dedup key (and the Kafka key): one alert per
+    subject and cause; ``since`` is when this episode started firing, so (alert_id, state, since)
+    names one transition and a replay of it is recognised and not notified twice.
+
+    An alert is a lead for a person to verify, never an instruction to act."""
+
+    alert_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    type: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{1,48}$")]
+    severity: Severity
+    state: AlertState
+    device_id: DeviceId
+    since: AwareDatetime
+    at: AwareDatetime
+    summary: Annotated[str, msgspec.Meta(max_length=300)]
+    details: dict[str, DetailValue] = {}
+
+
+class DeadLetter(Struct, kw_only=True):
+    """An input that could not be processed, kept with its reason (and a bounded raw copy)."""
+
+    stage: Annotated[str, msgspec.Meta(pattern=r"^[a-z-]{1,32}$")]
+    reason_code: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{1,48}$")]
+    reason: Annotated[str, msgspec.Meta(max_length=500)]
+    source: Annotated[str, msgspec.Meta(max_length=300)]  # MQTT topic or Kafka topic
+    payload: bytes  # base64 in JSON, at most DEAD_LETTER_PAYLOAD_MAX bytes
+    payload_size: Annotated[int, msgspec.Meta(ge=0)]
+    truncated: bool
+    at: AwareDatetime
+
+
+DEAD_LETTER_PAYLOAD_MAX = 4096
+
+
+# --------------------------------------------------------------------------- codecs
+class SchemaError(ValueError):
+    """Input that does not fit its schema; ``code`` is a stable reason code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[Any, msgspec.json.Decoder] = {}
+
+
+def _decoder(cls: Any) -> msgspec.json.Decoder:
+    dec = _decoders.get(cls)
+    if dec is None:
+        dec = _decoders[cls] = msgspec.json.Decoder(cls)
+    return dec
+
+
+def decode_as(cls: type[Struct], raw: bytes | str) -> Any:
+    """Decode and validate ``raw`` JSON as ``cls``; raise SchemaError (code, field-only message)."""
+    try:
+        return _decoder(cls).decode(raw)
+    except msgspec.ValidationError as exc:
+        return _raise(exc, "schema-invalid")
+    except msgspec.DecodeError as exc:
+        return _raise(exc, "not-json")
+
+
+def _raise(exc: Exception, code: str) -> Any:
+    # msgspec messages name the field path (`$.value`) and the expectation, not the input value.
+    text = str(exc)
+    if code == "not-json" and isinstance(exc, msgspec.DecodeError):
+        text = "payload is not valid JSON: " + text.split(":")[0]
+    raise SchemaError(code, text[:400]) from None
+
+
+def decode_event(message: MessageKind | str, raw: bytes | str) -> Event:
+    return decode_as(EVENT_TYPES[MessageKind(message)], raw)
+
+
+def encode(obj: Any) -> bytes:
+    return _encoder.encode(obj)
+
+
+def to_builtins(obj: Any) -> Any:
+    return msgspec.to_builtins(obj)
+
+
+def dead_letter(stage: str, code: str, reason: str, source: str, payload: bytes, at: datetime) -> DeadLetter:
+    """Build a dead letter that keeps at most DEAD_LETTER_PAYLOAD_MAX bytes of the raw input."""
+    return DeadLetter(stage=stage, reason_code=code, reason=reason[:500], source=source[:300],
+                      payload=payload[:DEAD_LETTER_PAYLOAD_MAX], payload_size=len(payload),
+                      truncated=len(payload) > DEAD_LETTER_PAYLOAD_MAX, at=at)

@@ -1,0 +1,127 @@
+"""Typed settings from environment variables (prefix ``SAFECITY_``, nested with ``__``).
+
+Every field has a loopback default, a bound and a description; secrets are SecretStr and never
+printed. ``safecity check-config`` lists every error with the variable that caused it.
+
+    SAFECITY_MQTT__PORT=1883  SAFECITY_KAFKA__BOOTSTRAP=127.0.0.1:9092  SAFECITY_INFLUX__URL=...
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "SAFECITY_"
+ENV_DELIMITER = "__"
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttSettings(_Section):
+    host: str = Field("127.0.0.1", description="MQTT broker host")
+    port: int = Field(1883, ge=1, le=65535, description="MQTT broker port")
+    username: str | None = Field(None, description="MQTT user name (none: anonymous)")
+    password: SecretStr | None = Field(None, description="MQTT password")
+    keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive, seconds")
+    ingest_client_id: str = Field("safecity-ingest", min_length=1, max_length=64,
+                                  description="client id of the ingest bridge (persistent session)")
+    max_inflight: int = Field(1000, ge=1, le=65535,
+                              description="QoS 1 messages in flight per client, bounded")
+
+
+class KafkaSettings(_Section):
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
+    partitions: int = Field(4, ge=1, le=1024, description="partitions of each event topic")
+    replication: int = Field(1, ge=1, le=7, description="replication factor of created topics")
+    linger_ms: int = Field(5, ge=0, le=1000, description="producer linger, milliseconds")
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        for part in value.split(","):
+            host, sep, port = part.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"{part!r} is not host:port")
+        return value
+
+
+class InfluxSettings(_Section):
+    url: str = Field("http://127.0.0.1:8087", pattern=r"^https?://",
+                     description="InfluxDB URL serving /api/v2/write (1.8+, 2.x, 3.x, or the 1.x adapter)")
+    token: SecretStr = Field(SecretStr("safecity:safecity"), description="API token (1.x: user:password)")
+    org: str = Field("safecity", min_length=1, description="organisation (ignored by 1.x)")
+    bucket: str = Field("safecity", min_length=1, description="bucket (1.x: database[/retention policy])")
+    batch_size: int = Field(5000, ge=1, le=100_000, description="points per write")
+    flush_interval_ms: int = Field(1000, ge=10, le=60_000, description="longest wait before a write")
+
+
+class WorkerSettings(_Section):
+    app_id: str = Field("safecity", pattern=r"^[a-z0-9-]{1,40}$", description="Faust app id (consumer group)")
+    web_port: int | None = Field(None, ge=1, le=65535, description="Faust web port (none: web disabled)")
+    session_timeout_s: float = Field(10.0, ge=3, le=300, description="consumer session timeout")
+    rebalance_timeout_s: float = Field(10.0, ge=3, le=300, description="rebalance timeout")
+    data_dir: Path = Field(Path(".run/worker"), description="Faust data directory")
+
+
+class IngestSettings(_Section):
+    queue_size: int = Field(5000, ge=10, le=1_000_000, description="bounded queue between MQTT and Kafka")
+    stats_interval_s: float = Field(1.0, ge=0.1, le=3600, description="how often counters are published")
+
+
+class GasSettings(_Section):
+    level1_lel: float = Field(25.0, gt=0, le=100, description="first alarm level, %LEL (GB/T 50493-2019)")
+    level2_lel: float = Field(50.0, gt=0, le=100, description="second alarm level, %LEL")
+
+
+class LocalServices(_Section):
+    """Where `safecity services` runs the local servers (development, demo and tests)."""
+
+    run_dir: Path = Field(Path(".run"), description="state, logs and PID files of local services")
+    kafka_controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller port")
+    influxdb_port: int = Field(8086, ge=1, le=65535, description="InfluxDB 1.x HTTP port")
+    influxdb_rpc_port: int = Field(8088, ge=1, le=65535, description="InfluxDB 1.x RPC port")
+    kafka_libs: Path = Field(Path.home() / ".cache" / "safecity" / "kafka-3.9.1",
+                             description="where the Kafka broker jars are fetched to")
+    kafka_heap: str = Field("768m", pattern=r"^\d+[mg]$", description="Kafka broker JVM heap")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER,
+                                      extra="forbid", frozen=True)
+
+    mqtt: MqttSettings = MqttSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    influx: InfluxSettings = InfluxSettings()
+    worker: WorkerSettings = WorkerSettings()
+    ingest: IngestSettings = IngestSettings()
+    gas: GasSettings = GasSettings()
+    services: LocalServices = LocalServices()
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+
+
+def env_name(loc: tuple[int | str, ...]) -> str:
+    """The environment variable behind a validation error location."""
+    return ENV_PREFIX + ENV_DELIMITER.join(str(p).upper() for p in loc)
+
+
+def config_errors() -> list[str]:
+    """Every configuration error in the environment as 'VARIABLE: message' (empty when valid)."""
+    errors: list[str] = []
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    for key in sorted(os.environ):
+        if key.startswith(ENV_PREFIX) and key.split(ENV_DELIMITER)[0] not in known:
+            errors.append(f"{key}: unknown setting")
+    try:
+        Settings()
+    except ValidationError as exc:
+        errors.extend(f"{env_name(e['loc'])}: {e['msg']}" for e in exc.errors())
+    return errors
+
+
+def load_settings() -> Settings:
+    return Settings()

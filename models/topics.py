@@ -1,0 +1,127 @@
+"""MQTT and Kafka topic names, built and parsed by pure functions.
+
+MQTT layout (device side)::
+
+    safecity/v1/<kind>/<device_id>/<message>
+
+    kind      message       payload
+    --------  ------------  ---------------------------------------------
+    camera    plate-read    PlateRead (JSON, optional base64 JPEG snapshot)
+    hotel     registration  HotelRegistration (JSON)
+    gas       reading       GasReading (JSON)
+    <any>     status        DeviceStatus (JSON, retained; last will = offline)
+
+Alerts leave the pipeline on ``safecity/v1/alerts/<alert_type>/<device_id>`` (retained, so a
+wall display that connects late sees each alert's current state) and components publish their
+counters on ``safecity/v1/system/<component>/stats``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+PREFIX = "safecity/v1"
+DEVICE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class DeviceKind(enum.StrEnum):
+    CAMERA = "camera"
+    HOTEL = "hotel"
+    GAS = "gas"
+
+
+class MessageKind(enum.StrEnum):
+    """One per event kind that flows through the pipeline (and one Kafka topic each)."""
+
+    PLATE_READ = "plate-read"
+    REGISTRATION = "registration"
+    GAS_READING = "reading"
+    STATUS = "status"
+
+
+# Which messages each device kind may publish.
+ALLOWED: dict[DeviceKind, frozenset[MessageKind]] = {
+    DeviceKind.CAMERA: frozenset({MessageKind.PLATE_READ, MessageKind.STATUS}),
+    DeviceKind.HOTEL: frozenset({MessageKind.REGISTRATION, MessageKind.STATUS}),
+    DeviceKind.GAS: frozenset({MessageKind.GAS_READING, MessageKind.STATUS}),
+}
+
+# Kafka topics: one per event kind, plus alerts and dead letters.
+KAFKA_TOPICS: dict[MessageKind, str] = {
+    MessageKind.PLATE_READ: "safecity.plate-reads.v1",
+    MessageKind.REGISTRATION: "safecity.registrations.v1",
+    MessageKind.GAS_READING: "safecity.gas-readings.v1",
+    MessageKind.STATUS: "safecity.device-status.v1",
+}
+KAFKA_ALERTS = "safecity.alerts.v1"
+KAFKA_DEAD_LETTERS = "safecity.dead-letters.v1"
+
+#: What ingest subscribes to: every device kind's namespace (not alerts/ or system/, our outputs).
+INGEST_SUBSCRIPTIONS = tuple(f"{PREFIX}/{kind.value}/+/+" for kind in DeviceKind)
+ALERTS_SUBSCRIPTION = f"{PREFIX}/alerts/#"
+
+
+class TopicError(ValueError):
+    """A topic that does not follow the layout; ``code`` is a stable reason code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTopic:
+    kind: DeviceKind
+    device_id: str
+    message: MessageKind
+
+    def __str__(self) -> str:
+        return device_topic(self.kind, self.device_id, self.message)
+
+
+def _check_device_id(device_id: str) -> str:
+    if not DEVICE_ID_RE.match(device_id):
+        raise TopicError("bad-device-id", f"device id {device_id[:70]!r} is not 1-64 of [A-Za-z0-9_.-]")
+    return device_id
+
+
+def device_topic(kind: DeviceKind | str, device_id: str, message: MessageKind | str) -> str:
+    kind, message = DeviceKind(kind), MessageKind(message)
+    _check_device_id(device_id)
+    if message not in ALLOWED[kind]:
+        raise TopicError("bad-message", f"a {kind} device does not publish {message!r}")
+    return f"{PREFIX}/{kind}/{device_id}/{message}"
+
+
+def parse_device_topic(topic: str) -> DeviceTopic:
+    """Parse ``safecity/v1/<kind>/<device_id>/<message>``; raise TopicError with a reason code."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != PREFIX:
+        raise TopicError("bad-topic", f"topic {topic[:120]!r} is not {PREFIX}/<kind>/<device_id>/<message>")
+    _, _, kind_s, device_id, message_s = parts
+    try:
+        kind = DeviceKind(kind_s)
+    except ValueError:
+        raise TopicError("unknown-kind", f"unknown device kind {kind_s[:40]!r}") from None
+    try:
+        message = MessageKind(message_s)
+    except ValueError:
+        raise TopicError("unknown-message", f"unknown message {message_s[:40]!r}") from None
+    _check_device_id(device_id)
+    if message not in ALLOWED[kind]:
+        raise TopicError("bad-message", f"a {kind} device does not publish {message}")
+    return DeviceTopic(kind, device_id, message)
+
+
+def alert_topic(alert_type: str, device_id: str) -> str:
+    return f"{PREFIX}/alerts/{alert_type}/{_check_device_id(device_id)}"
+
+
+def stats_topic(component: str) -> str:
+    return f"{PREFIX}/system/{component}/stats"
+
+
+def kafka_topic(message: MessageKind | str) -> str:
+    return KAFKA_TOPICS[MessageKind(message)]

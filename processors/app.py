@@ -1,0 +1,188 @@
+"""The one place that builds the Faust app: topics, tables and agents.
+
+Each agent is a thin adapter: decode and validate the Kafka value against models/ (a bad value
+becomes a dead letter, never a crash), load the state for the key, call the pure rule, store the
+new state, send alerts, hand metric points to the sink. Partition key = device id, so per-device
+state lives beside its events and nothing is repartitioned.
+
+At-least-once: Faust commits an offset only after the agent has finished with the event. A replay
+recomputes the same transitions from event times; the alert agent notifies each transition once
+(``rules.notify``), so a replay after a crash does not notify twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+import msgspec
+
+from deploy.kafka_topics import ensure_topics
+from models import schemas, topics
+from models.schemas import Alert, SchemaError
+from models.settings import Settings
+from models.topics import MessageKind
+from processors.rules import gas, metrics, notify
+from processors.sinks import MetricSink
+
+logger = logging.getLogger(__name__)
+STAGE = "processor"
+
+
+class SafeCityApp(faust.App):
+    """A Faust app that owns its outputs (metric sink, alert publisher) and closes them on stop."""
+
+    outputs: dict[str, Any]
+    output_factories: dict[str, Callable[[], Any]]
+
+    def output(self, name: str) -> Any:
+        if name not in self.outputs:
+            self.outputs[name] = self.output_factories[name]()
+        return self.outputs[name]
+
+    async def on_stop(self) -> None:
+        await super().on_stop()
+        for name, output in list(self.outputs.items()):
+            try:
+                output.close()
+            except Exception:  # noqa: BLE001 - closing must not stop the other closes
+                logger.exception("closing %s failed", name)
+        self.outputs.clear()
+
+
+def _default_outputs(settings: Settings) -> dict[str, Callable[[], Any]]:
+    from processors.sinks.influx import InfluxSink
+    from processors.sinks.mqtt_alerts import MqttAlertPublisher
+
+    return {"metrics": lambda: InfluxSink(settings.influx), "alerts": lambda: MqttAlertPublisher(settings)}
+
+
+def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None = None) -> SafeCityApp:
+    w, k = settings.worker, settings.kafka
+    app = SafeCityApp(
+        w.app_id,
+        broker=[f"kafka://{h.strip()}" for h in k.bootstrap.split(",")],
+        store="memory://",  # tables are rebuilt from their compacted changelog topics on start
+        datadir=str(w.data_dir),
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=k.partitions,
+        topic_replication_factor=k.replication,
+        broker_session_timeout=w.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, w.session_timeout_s / 5),
+        broker_rebalance_timeout=w.rebalance_timeout_s,
+        producer_acks=-1,
+        producer_max_request_size=2 * 1024 * 1024,
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=w.web_port is not None,
+        web_port=w.web_port or 6066,
+        web_host="127.0.0.1",
+    )
+    app.outputs = {}
+    app.output_factories = outputs if outputs is not None else _default_outputs(settings)
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    event_topics = {kind: topic(name) for kind, name in topics.KAFKA_TOPICS.items()}
+    alerts_topic = topic(topics.KAFKA_ALERTS)
+    dead_letter_topic = topic(topics.KAFKA_DEAD_LETTERS)
+
+    gas_state = app.Table("gas-state", key_type=bytes, value_type=bytes, partitions=k.partitions)
+    notified = app.Table("alerts-notified", key_type=bytes, value_type=bytes, partitions=k.partitions)
+    levels = gas.GasLevels(settings.gas.level1_lel, settings.gas.level2_lel)
+
+    def sink() -> MetricSink:
+        return app.output("metrics")
+
+    async def decode(kind: MessageKind | type, raw: bytes, source: str) -> Any | None:
+        try:
+            if isinstance(kind, MessageKind):
+                return schemas.decode_event(kind, raw)
+            return schemas.decode_as(kind, raw)
+        except SchemaError as exc:
+            dl = schemas.dead_letter(STAGE, exc.code, str(exc), source, raw or b"", datetime.now(UTC))
+            await dead_letter_topic.send(key=source.encode(), value=schemas.encode(dl))
+            logger.warning("dead letter %s from Kafka topic %s", exc.code, source)
+            return None
+
+    async def send_alerts(alerts: list[Alert]) -> None:
+        for alert in alerts:
+            await alerts_topic.send(key=alert.alert_id.encode(), value=schemas.encode(alert))
+
+    @app.agent(event_topics[MessageKind.GAS_READING], name="gas-readings")
+    async def gas_readings(stream: faust.StreamT) -> None:
+        async for key, raw in stream.items():
+            reading = await decode(MessageKind.GAS_READING, raw, topics.KAFKA_TOPICS[MessageKind.GAS_READING])
+            if reading is None:
+                continue
+            sink().add(metrics.gas_points(reading))
+            sensor = reading.sensor_id.encode()
+            stored = gas_state.get(sensor)
+            state = msgspec.json.decode(stored, type=gas.GasState) if stored else gas.GasState()
+            new_state, alerts = gas.step(state, reading, levels)
+            if new_state != state:
+                gas_state[sensor] = msgspec.json.encode(new_state)
+            await send_alerts(alerts)
+
+    @app.agent(event_topics[MessageKind.PLATE_READ], name="plate-reads")
+    async def plate_reads(stream: faust.StreamT) -> None:
+        async for raw in stream:
+            read = await decode(MessageKind.PLATE_READ, raw, topics.KAFKA_TOPICS[MessageKind.PLATE_READ])
+            if read is not None:
+                sink().add(metrics.plate_read_points(read))
+
+    @app.agent(event_topics[MessageKind.REGISTRATION], name="registrations")
+    async def registrations(stream: faust.StreamT) -> None:
+        async for raw in stream:
+            reg = await decode(MessageKind.REGISTRATION, raw, topics.KAFKA_TOPICS[MessageKind.REGISTRATION])
+            if reg is not None:
+                sink().add(metrics.registration_points(reg))
+
+    @app.agent(event_topics[MessageKind.STATUS], name="device-status")
+    async def device_status(stream: faust.StreamT) -> None:
+        async for raw in stream:
+            status = await decode(MessageKind.STATUS, raw, topics.KAFKA_TOPICS[MessageKind.STATUS])
+            if status is not None:
+                sink().add(metrics.status_points(status))
+
+    @app.agent(alerts_topic, name="alerts")
+    async def alert_transitions(stream: faust.StreamT) -> None:
+        async for raw in stream:
+            alert = await decode(Alert, raw, topics.KAFKA_ALERTS)
+            if alert is None:
+                continue
+            key = alert.alert_id.encode()
+            last = notified.get(key)
+            if not notify.should_notify(last.decode() if last else None, alert):
+                logger.info("alert %s %s already notified; replay skipped", alert.type, alert.state.value)
+                continue
+            await app.output("alerts").publish(alert)
+            notified[key] = notify.position(alert).encode()
+            sink().add(metrics.alert_points(alert))
+            logger.info("alert %s %s for %s", alert.type, alert.state.value, alert.device_id)
+
+    @app.agent(dead_letter_topic, name="dead-letters")
+    async def dead_letters(stream: faust.StreamT) -> None:
+        async for raw in stream:
+            try:
+                dl = schemas.decode_as(schemas.DeadLetter, raw)
+            except SchemaError as exc:  # a dead letter about a dead letter would loop: count it only
+                logger.error("unreadable dead letter (%s); counted and skipped", exc.code)
+                continue
+            sink().add(metrics.dead_letter_points(dl))
+
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    """Run one worker until SIGINT/SIGTERM (Faust's Worker handles the signals and shutdown)."""
+    asyncio.run(ensure_topics(settings.kafka))
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,69 @@
+"""Metric points for each event kind. Personal data never becomes a metric: no names, ID
+numbers or plate texts, only device ids, categories and numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from models.schemas import Alert, DeadLetter, DeviceStatus, GasReading, HotelRegistration, PlateRead
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, float | int | bool | str]
+    time: datetime
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+def _latency(event_time: datetime | None, ingested_at: datetime | None) -> dict[str, float]:
+    if event_time is None or ingested_at is None:
+        return {}
+    return {"ingest_latency_s": (ingested_at - event_time).total_seconds()}
+
+
+def plate_read_points(read: PlateRead) -> list[MetricPoint]:
+    fields: dict = {"count": 1, "confidence": read.confidence, "snapshot": read.snapshot_jpeg is not None}
+    fields |= _latency(read.captured_at, read.ingested_at)
+    return [MetricPoint("plate_reads", {"checkpoint_id": read.checkpoint_id, "camera_id": read.camera_id,
+                                        "colour": read.plate_colour.value}, fields, read.captured_at)]
+
+
+def registration_points(reg: HotelRegistration) -> list[MetricPoint]:
+    fields: dict = {"count": 1}
+    if reg.ingested_at is not None:
+        fields["upload_delay_s"] = (reg.ingested_at - reg.checkin_at).total_seconds()
+    return [MetricPoint("registrations", {"hotel_id": reg.hotel_id, "id_type": reg.id_type.value},
+                        fields, reg.ingested_at or reg.checkin_at)]
+
+
+def gas_points(reading: GasReading) -> list[MetricPoint]:
+    fields: dict = {"count": 1}
+    if reading.value is not None and reading.value == reading.value:  # not NaN
+        fields["value"] = float(reading.value)
+    if reading.battery is not None:
+        fields["battery"] = float(reading.battery)
+    fields |= _latency(reading.measured_at, reading.ingested_at)
+    return [MetricPoint("gas", {"sensor_id": reading.sensor_id, "gas": reading.gas.value,
+                                "unit": reading.unit.value}, fields, reading.measured_at)]
+
+
+def status_points(status: DeviceStatus) -> list[MetricPoint]:
+    at = status.at or status.ingested_at
+    if at is None:
+        return []
+    return [MetricPoint("device_status", {"device_id": status.device_id},
+                        {"online": status.state.value == "online"}, at)]
+
+
+def alert_points(alert: Alert) -> list[MetricPoint]:
+    return [MetricPoint("alerts", {"type": alert.type, "severity": alert.severity.value,
+                                   "state": alert.state.value, "device_id": alert.device_id},
+                        {"count": 1, "firing": alert.state.value == "firing"}, alert.at)]
+
+
+def dead_letter_points(dl: DeadLetter) -> list[MetricPoint]:
+    return [MetricPoint("dead_letters", {"stage": dl.stage, "reason": dl.reason_code},
+                        {"count": 1, "payload_size": dl.payload_size}, dl.at)]

@@ -1,0 +1,1 @@
+"""The `safecity` command: runs the stages, the local services and the demo."""

@@ -1,0 +1,126 @@
+"""`safecity`: run the stages, the local services, the simulators and the demo."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+import typer
+
+from models.settings import config_errors, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="SafeCity Stream: city safety telemetry -> metrics and alerts.")
+services_app = typer.Typer(no_args_is_help=True, help="Local Mosquitto, Kafka and InfluxDB (loopback only).")
+app.add_typer(services_app, name="services")
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+@app.command("check-config")
+def check_config() -> None:
+    """Validate the SAFECITY_* environment; print every error with its variable."""
+    errors = config_errors()
+    for error in errors:
+        typer.echo(error, err=True)
+    if errors:
+        raise typer.Exit(2)
+    settings = load_settings()
+    typer.echo(settings.model_dump_json(indent=2))
+
+
+@services_app.command("install")
+def services_install() -> None:
+    """Install Mosquitto and InfluxDB (apt) and fetch the Kafka broker jars (Maven)."""
+    from deploy import services
+
+    settings = load_settings()
+    _logging(settings.log_level)
+    services.install_all(settings)
+
+
+@services_app.command("start")
+def services_start() -> None:
+    """Start the local servers (waits until each answers)."""
+    from deploy import services
+
+    settings = load_settings()
+    _logging(settings.log_level)
+    for service in services.start_all(settings):
+        typer.echo(f"{service.name}: PID {service.pid()} on {service.host}:{service.port}")
+
+
+@services_app.command("stop")
+def services_stop() -> None:
+    """Stop the local servers by their PID files."""
+    from deploy import services
+
+    settings = load_settings()
+    _logging(settings.log_level)
+    services.stop_all(settings)
+
+
+@services_app.command("status")
+def services_status() -> None:
+    from deploy import services
+
+    for name, pid in services.status(load_settings()).items():
+        typer.echo(f"{name}: {'PID ' + str(pid) if pid else 'stopped'}")
+
+
+@app.command()
+def ingest() -> None:
+    """Run the MQTT -> Kafka bridge until SIGINT/SIGTERM."""
+    from ingest import bridge
+
+    settings = load_settings()
+    _logging(settings.log_level)
+    bridge.run(settings)
+
+
+@app.command()
+def worker() -> None:
+    """Run a Faust stream-processing worker until SIGINT/SIGTERM."""
+    from processors.app import run_worker
+
+    run_worker(load_settings())
+
+
+@app.command()
+def simulate(checkpoints: int = 3, hotels: int = 5, gas_sensors: int = 12, rate: float = 1.0,
+             malformed: float = typer.Option(0.0, help="fraction of malformed messages"),
+             duration: float | None = typer.Option(None, help="seconds (default: until Ctrl-C)"),
+             seed: int = 7) -> None:
+    """Run simulated devices, each with its own MQTT connection."""
+    from devices.fleet import FleetSpec, run_fleet
+
+    settings = load_settings()
+    _logging(settings.log_level)
+    stop = threading.Event()
+    spec = FleetSpec(checkpoints, hotels, gas_sensors, rate, malformed, seed)
+    try:
+        sent = run_fleet(settings.mqtt, spec, stop, duration)
+    except KeyboardInterrupt:
+        stop.set()
+        return
+    typer.echo(sent)
+
+
+@app.command()
+def demo(rate: float = typer.Option(2.0, help="device publishing rate multiplier"),
+         duration: float | None = typer.Option(None, help="stop after this many seconds")) -> None:
+    """The whole pipeline on one machine: services, ingest, a worker, simulators, live view."""
+    from safecity.demo import run_demo
+
+    raise typer.Exit(run_demo(load_settings(), rate=rate, duration=duration))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
