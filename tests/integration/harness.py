@@ -1,0 +1,168 @@
+"""Helpers for integration tests against the real Mosquitto, Kafka and InfluxDB."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from deploy.services import stop_pid
+from models.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Return check()'s first truthy result; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Process:
+    """A `safecity` subcommand in its own process group, stopped by PID."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, ready_line: str | None = None) -> None:
+        self.args, self.env, self.log, self.ready_line = args, env, log, ready_line
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> Process:
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with open(self.log, "ab") as fh:
+            self.proc = subprocess.Popen([sys.executable, "-m", "safecity.cli", *self.args], cwd=ROOT, env=self.env,
+                                         stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        if self.ready_line:
+            def ready() -> bool:
+                if self.proc.poll() is not None:
+                    raise AssertionError(f"{self.args} exited with {self.proc.returncode}: {self.tail()}")
+                with open(self.log, "rb") as fh:
+                    fh.seek(offset)
+                    return self.ready_line.encode() in fh.read()
+            poll(ready, timeout, f"{self.args} to log {self.ready_line!r}")
+        return self
+
+    def tail(self, n: int = 3000) -> str:
+        return self.log.read_bytes()[-n:].decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            stop_pid(self.proc.pid, timeout=30)
+            self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: what a crash looks like (no flush, no commit, no goodbye)."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
+
+
+class MqttProbe:
+    """Subscribes to a topic filter and collects what arrives."""
+
+    def __init__(self, settings: Settings, topic_filter: str) -> None:
+        self.messages: queue.Queue[mqtt.MQTTMessage] = queue.Queue()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"probe-{uuid.uuid4().hex[:8]}")
+        subscribed = queue.Queue()
+        self.client.on_connect = lambda c, *a: c.subscribe(topic_filter, qos=1)
+        self.client.on_subscribe = lambda *a: subscribed.put(True)
+        self.client.on_message = lambda c, u, m: self.messages.put(m)
+        self.client.connect(settings.mqtt.host, settings.mqtt.port)
+        self.client.loop_start()
+        subscribed.get(timeout=10)
+
+    def next_json(self, timeout: float, where: Callable[[dict], bool] = lambda d: True,
+                  include_retained: bool = False) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("no matching MQTT message arrived")
+            try:
+                msg = self.messages.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg.retain and not include_retained:
+                continue
+            data = json.loads(msg.payload)
+            if where(data):
+                return data | {"_topic": msg.topic}
+
+    def drain(self, settle: float) -> list[dict]:
+        """Everything that arrives within ``settle`` seconds of quiet."""
+        out = []
+        while True:
+            try:
+                out.append(json.loads(self.messages.get(timeout=settle).payload))
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def influx_query(settings: Settings, q: str) -> list[dict]:
+    url = f"http://127.0.0.1:{settings.services.influxdb_port}/query?" + urllib.parse.urlencode(
+        {"db": settings.influx.bucket, "q": q})
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = json.load(resp)
+    rows = []
+    for result in body.get("results", []):
+        if "error" in result:
+            raise AssertionError(result["error"])
+        for series in result.get("series", []):
+            rows += [dict(zip(series["columns"], v, strict=True)) | {"_tags": series.get("tags", {})}
+                     for v in series["values"]]
+    return rows
+
+
+def kafka_records(settings: Settings, topic: str, where: Callable[[bytes, bytes], bool], timeout: float = 30) -> list:
+    """Records on ``topic`` (from the beginning) that match, waiting up to ``timeout`` for one."""
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> list:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        found: list = []
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not found:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    found += [r for r in records if where(r.key or b"", r.value or b"")]
+        finally:
+            await consumer.stop()
+        return found
+
+    return asyncio.run(run())

@@ -1,0 +1,71 @@
+import base64
+
+import pytest
+
+from models import schemas
+from models.schemas import SchemaError
+from models.topics import MessageKind
+from tests import factories as f
+
+VALID = [
+    (MessageKind.PLATE_READ, f.plate_read()),
+    (MessageKind.PLATE_READ, f.plate_read(snapshot_jpeg=base64.b64encode(b"\xff\xd8\xff jpeg").decode())),
+    (MessageKind.REGISTRATION, f.registration()),
+    (MessageKind.REGISTRATION, f.registration(id_type="passport", id_number="E12345678", nationality="USA")),
+    (MessageKind.GAS_READING, f.gas_reading()),
+    (MessageKind.GAS_READING, f.gas_reading(gas="co", unit="ppm", value=35.0, battery=None)),
+    (MessageKind.GAS_READING, f.gas_reading(value=None)),
+    (MessageKind.STATUS, f.status()),
+    (MessageKind.STATUS, {"device_id": "cp-001", "state": "offline"}),  # a last will carries no time
+]
+
+INVALID = [
+    (MessageKind.PLATE_READ, f.plate_read(confidence=1.5), "confidence"),
+    (MessageKind.PLATE_READ, f.plate_read(plate_colour="purple"), "plate_colour"),
+    (MessageKind.PLATE_READ, f.plate_read(captured_at="2026-11-29T08:00:00"), "captured_at"),  # no zone
+    (MessageKind.PLATE_READ, f.plate_read(snapshot_jpeg="not base64!"), "snapshot_jpeg"),
+    (MessageKind.PLATE_READ, f.plate_read(
+        snapshot_jpeg=base64.b64encode(b"x" * (schemas.MAX_SNAPSHOT_BYTES + 1)).decode()), "snapshot_jpeg"),
+    (MessageKind.REGISTRATION, f.registration(nationality="China"), "nationality"),
+    (MessageKind.REGISTRATION, f.registration(birth_date="1949-13-01"), "birth_date"),
+    (MessageKind.REGISTRATION, {k: v for k, v in f.registration().items() if k != "room"}, "room"),
+    (MessageKind.GAS_READING, f.gas_reading(unit="ppm"), "unit must be %LEL"),
+    (MessageKind.GAS_READING, f.gas_reading(value="high"), "value"),
+    (MessageKind.GAS_READING, f.gas_reading(battery=140), "battery"),
+    (MessageKind.GAS_READING, f.gas_reading(colour="red"), "colour"),  # unknown fields are errors
+    (MessageKind.STATUS, f.status(state="sleeping"), "state"),
+]
+
+
+@pytest.mark.parametrize(("kind", "data"), VALID)
+def test_valid_messages_decode_and_round_trip(kind, data):
+    event = schemas.decode_event(kind, f.payload(data))
+    assert schemas.decode_event(kind, schemas.encode(event)) == event
+
+
+@pytest.mark.parametrize(("kind", "data", "field"), INVALID)
+def test_invalid_messages_name_the_field_not_the_value(kind, data, field):
+    with pytest.raises(SchemaError) as err:
+        schemas.decode_event(kind, f.payload(data))
+    assert err.value.code == "schema-invalid"
+    assert field in str(err.value)
+    assert "张伟" not in str(err.value) and "11010519491231002X" not in str(err.value)
+
+
+def test_not_json_has_its_own_code():
+    with pytest.raises(SchemaError) as err:
+        schemas.decode_event(MessageKind.GAS_READING, b'{"sensor_id": ')
+    assert err.value.code == "not-json"
+
+
+def test_snapshot_decodes_to_bytes():
+    read = schemas.decode_event(MessageKind.PLATE_READ,
+                                f.payload(f.plate_read(snapshot_jpeg=base64.b64encode(b"\xff\xd8abc").decode())))
+    assert read.snapshot_jpeg == b"\xff\xd8abc"
+
+
+def test_dead_letter_keeps_a_bounded_copy():
+    raw = b"x" * (schemas.DEAD_LETTER_PAYLOAD_MAX + 10)
+    dl = schemas.dead_letter("ingest", "not-json", "why", "safecity/v1/gas/g/reading", raw, f.T0)
+    assert len(dl.payload) == schemas.DEAD_LETTER_PAYLOAD_MAX and dl.truncated and dl.payload_size == len(raw)
+    assert schemas.decode_as(schemas.DeadLetter, schemas.encode(dl)) == dl

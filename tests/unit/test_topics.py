@@ -1,0 +1,46 @@
+import pytest
+
+from models import topics
+from models.topics import DeviceKind, MessageKind, TopicError
+
+
+@pytest.mark.parametrize(("kind", "message"), [(k, m) for k, ms in topics.ALLOWED.items() for m in ms])
+def test_build_and_parse_round_trip(kind, message):
+    topic = topics.device_topic(kind, "dev-1.a_b", message)
+    assert topic == f"safecity/v1/{kind.value}/dev-1.a_b/{message.value}"
+    parsed = topics.parse_device_topic(topic)
+    assert (parsed.kind, parsed.device_id, parsed.message) == (kind, "dev-1.a_b", message)
+    assert str(parsed) == topic
+
+
+@pytest.mark.parametrize(("topic", "code"), [
+    ("safecity/v1/gas/g1", "bad-topic"),
+    ("safecity/v2/gas/g1/reading", "bad-topic"),
+    ("other/v1/gas/g1/reading", "bad-topic"),
+    ("safecity/v1/gas/g1/reading/extra", "bad-topic"),
+    ("safecity/v1/drone/g1/reading", "unknown-kind"),
+    ("safecity/v1/gas/g1/telemetry", "unknown-message"),
+    ("safecity/v1/gas/g1/plate-read", "bad-message"),
+    ("safecity/v1/hotel/g1/reading", "bad-message"),
+    ("safecity/v1/gas/bad id/reading", "bad-device-id"),
+    ("safecity/v1/gas//reading", "bad-device-id"),
+    ("safecity/v1/gas/" + "x" * 65 + "/reading", "bad-device-id"),
+])
+def test_bad_topics_have_reason_codes(topic, code):
+    with pytest.raises(TopicError) as err:
+        topics.parse_device_topic(topic)
+    assert err.value.code == code
+
+
+def test_builder_refuses_what_parser_refuses():
+    with pytest.raises(TopicError):
+        topics.device_topic(DeviceKind.GAS, "g1", MessageKind.PLATE_READ)
+    with pytest.raises(TopicError):
+        topics.device_topic(DeviceKind.GAS, "g/1", MessageKind.GAS_READING)
+
+
+def test_every_event_kind_has_a_kafka_topic_and_outputs_are_outside_ingest_subscriptions():
+    assert set(topics.KAFKA_TOPICS) == set(MessageKind)
+    assert len(set(topics.KAFKA_TOPICS.values()) | {topics.KAFKA_ALERTS, topics.KAFKA_DEAD_LETTERS}) == 6
+    for output in (topics.alert_topic("gas-level-1", "gas-001"), topics.stats_topic("ingest")):
+        assert not any(output.startswith(sub[:-4]) for sub in topics.INGEST_SUBSCRIPTIONS)
