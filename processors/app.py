@@ -174,7 +174,8 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
                 dl = schemas.decode_as(schemas.DeadLetter, raw)
             except SchemaError as exc:  # a dead letter about a dead letter would loop: count it only
                 logger.error("unreadable dead letter (%s); counted and skipped", exc.code)
-                continue
+                dl = schemas.dead_letter(STAGE, "unreadable-dead-letter", str(exc), topics.KAFKA_DEAD_LETTERS,
+                                         raw or b"", datetime.now(UTC))
             sink().add(metrics.dead_letter_points(dl))
 
     return app

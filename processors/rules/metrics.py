@@ -55,13 +55,13 @@ def status_points(status: DeviceStatus) -> list[MetricPoint]:
     if at is None:
         return []
     return [MetricPoint("device_status", {"device_id": status.device_id},
-                        {"online": status.state.value == "online"}, at)]
+                        {"online": int(status.state.value == "online")}, at)]
 
 
 def alert_points(alert: Alert) -> list[MetricPoint]:
     return [MetricPoint("alerts", {"type": alert.type, "severity": alert.severity.value,
                                    "state": alert.state.value, "device_id": alert.device_id},
-                        {"count": 1, "firing": alert.state.value == "firing"}, alert.at)]
+                        {"count": 1, "firing": int(alert.state.value == "firing")}, alert.at)]
 
 
 def dead_letter_points(dl: DeadLetter) -> list[MetricPoint]:

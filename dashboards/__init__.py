@@ -1,0 +1,1 @@
+"""Grafana wall displays, generated from code (``python -m dashboards.build``) and committed."""

@@ -1,0 +1,167 @@
+"""Generates the Grafana dashboards (JSON) from the panel definitions below.
+
+    python -m dashboards.build          # rewrite dashboards/grafana/dashboards/*.json
+    python -m dashboards.build --check  # exit 1 if the committed JSON is stale
+
+Every panel queries InfluxDB in InfluxQL (served by InfluxDB 1.x, 2.x with a DBRP mapping, and
+3.x), through the provisioned data source ``safecity-influxdb``. The tests run each query against
+a real InfluxDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "grafana" / "dashboards"
+DATASOURCE = {"type": "influxdb", "uid": "safecity-influxdb"}
+
+
+@dataclass(frozen=True)
+class Panel:
+    title: str
+    query: str | tuple[str, ...]  # one target per query
+    kind: str = "timeseries"  # timeseries | stat | table | bargauge
+    unit: str = "short"
+    width: int = 8
+    height: int = 8
+    thresholds: tuple[tuple[str, float | None], ...] = ()
+    description: str = ""
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    uid: str
+    title: str
+    panels: tuple[Panel, ...]
+    refresh: str = "10s"
+    time_from: str = "now-1h"
+    tags: tuple[str, ...] = ("safecity",)
+
+
+def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict:
+    defaults: dict = {"unit": panel.unit}
+    if panel.thresholds:
+        defaults["thresholds"] = {"mode": "absolute", "steps": [
+            {"color": colour, "value": value} for colour, value in panel.thresholds]}
+    return {
+        "id": pid, "type": panel.kind, "title": panel.title, "description": panel.description,
+        "datasource": DATASOURCE, "gridPos": {"x": x, "y": y, "w": panel.width, "h": panel.height},
+        "targets": [{"refId": chr(ord("A") + i), "datasource": DATASOURCE, "rawQuery": True, "resultFormat":
+                     "table" if panel.kind == "table" else "time_series", "query": query}
+                    for i, query in enumerate(queries(panel))],
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": panel.options,
+    }
+
+
+def queries(panel: Panel) -> tuple[str, ...]:
+    return (panel.query,) if isinstance(panel.query, str) else panel.query
+
+
+def render(dash: Dashboard) -> dict:
+    panels, x, y, row_height = [], 0, 0, 0
+    for pid, panel in enumerate(dash.panels, start=1):
+        if x + panel.width > 24:
+            x, y, row_height = 0, y + row_height, 0
+        panels.append(_panel_json(panel, pid, x, y))
+        x, row_height = x + panel.width, max(row_height, panel.height)
+    return {
+        "uid": dash.uid, "title": dash.title, "tags": list(dash.tags), "timezone": "browser",
+        "schemaVersion": 39, "version": 1, "editable": False, "graphTooltip": 1, "refresh": dash.refresh,
+        "time": {"from": dash.time_from, "to": "now"}, "panels": panels,
+        "templating": {"list": []}, "annotations": {"list": []},
+    }
+
+
+RED_AMBER_GREEN = (("green", None), ("orange", 1), ("red", 5))
+
+CITY = Dashboard("safecity-city", "SafeCity: city overview", (
+    Panel("Events per second by kind",
+          ('SELECT sum("count") / 10 FROM "plate_reads" WHERE $timeFilter GROUP BY time(10s) fill(0)',
+           'SELECT sum("count") / 10 FROM "registrations" WHERE $timeFilter GROUP BY time(10s) fill(0)',
+           'SELECT sum("count") / 10 FROM "gas" WHERE $timeFilter GROUP BY time(10s) fill(0)'),
+          unit="reqps", width=12, description="plate reads, hotel registrations and gas readings"),
+    Panel("Alerts firing now",
+          'SELECT sum("firing") FROM (SELECT last("firing") AS "firing" FROM "alerts" WHERE $timeFilter '
+          'GROUP BY "type", "device_id")', kind="stat", width=6, thresholds=RED_AMBER_GREEN),
+    Panel("Dead letters (window)", 'SELECT sum("count") FROM "dead_letters" WHERE $timeFilter', kind="stat",
+          width=6, thresholds=(("green", None), ("orange", 1), ("red", 100))),
+    Panel("Alert transitions by type",
+          'SELECT sum("count") FROM "alerts" WHERE $timeFilter GROUP BY time(1m), "type" fill(0)', width=12),
+    Panel("Dead letters by reason",
+          'SELECT sum("count") FROM "dead_letters" WHERE $timeFilter GROUP BY time(1m), "reason" fill(0)',
+          width=12),
+    Panel("Ingest latency p95 (device clock to ingest)",
+          ('SELECT percentile("ingest_latency_s", 95) FROM "gas" WHERE $timeFilter GROUP BY time(1m) fill(null)',
+           'SELECT percentile("ingest_latency_s", 95) FROM "plate_reads" WHERE $timeFilter '
+           'GROUP BY time(1m) fill(null)'), unit="s", width=12),
+    Panel("Devices online",
+          'SELECT sum("online") FROM (SELECT last("online") AS "online" FROM "device_status" WHERE $timeFilter '
+          'GROUP BY "device_id")', kind="stat", width=12, thresholds=(("red", None), ("green", 1))),
+))
+
+GAS = Dashboard("safecity-gas", "SafeCity: gas safety", (
+    Panel("Combustible gas by sensor (%LEL)",
+          'SELECT max("value") FROM "gas" WHERE "gas" = \'combustible\' AND $timeFilter '
+          'GROUP BY time(10s), "sensor_id" fill(null)', unit="percent", width=16,
+          thresholds=(("green", None), ("orange", 25), ("red", 50))),
+    Panel("Gas alarms firing",
+          'SELECT sum("firing") FROM (SELECT last("firing") AS "firing" FROM "alerts" WHERE "type" =~ /^gas-/ '
+          'AND $timeFilter GROUP BY "type", "device_id")', kind="stat", width=8, thresholds=RED_AMBER_GREEN),
+    Panel("Carbon monoxide by sensor (ppm)",
+          'SELECT max("value") FROM "gas" WHERE "gas" = \'co\' AND $timeFilter GROUP BY time(10s), "sensor_id" '
+          'fill(null)', unit="ppm", width=16),
+    Panel("Lowest battery (%)",
+          'SELECT min("battery") FROM "gas" WHERE $timeFilter GROUP BY "sensor_id"', kind="bargauge",
+          unit="percent", width=8, thresholds=(("red", None), ("orange", 20), ("green", 40))),
+))
+
+CHECKPOINTS = Dashboard("safecity-checkpoints", "SafeCity: checkpoints and hotels", (
+    Panel("Plate reads per minute by checkpoint",
+          'SELECT sum("count") FROM "plate_reads" WHERE $timeFilter GROUP BY time(1m), "checkpoint_id" fill(0)',
+          width=12),
+    Panel("OCR confidence (mean)",
+          'SELECT mean("confidence") FROM "plate_reads" WHERE $timeFilter GROUP BY time(1m) fill(null)',
+          unit="percentunit", width=12),
+    Panel("Registrations per minute by hotel",
+          'SELECT sum("count") FROM "registrations" WHERE $timeFilter GROUP BY time(1m), "hotel_id" fill(0)',
+          width=12),
+    Panel("Registration upload delay p95",
+          'SELECT percentile("upload_delay_s", 95) FROM "registrations" WHERE $timeFilter GROUP BY time(5m) '
+          'fill(null)', unit="s", width=12),
+))
+
+DASHBOARDS = (CITY, GAS, CHECKPOINTS)
+
+
+def write(check: bool = False) -> list[Path]:
+    stale = []
+    OUT.mkdir(parents=True, exist_ok=True)
+    for dash in DASHBOARDS:
+        path = OUT / f"{dash.uid}.json"
+        text = json.dumps(render(dash), indent=2, ensure_ascii=False) + "\n"
+        if not path.exists() or path.read_text() != text:
+            stale.append(path)
+            if not check:
+                path.write_text(text)
+    return stale
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the committed JSON is stale")
+    args = parser.parse_args()
+    stale = write(check=args.check)
+    for path in stale:
+        print(f"{'stale' if args.check else 'wrote'} {path.relative_to(HERE.parent)}")
+    sys.exit(1 if args.check and stale else 0)
+
+
+if __name__ == "__main__":
+    main()
