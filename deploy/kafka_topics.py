@@ -21,6 +21,8 @@ def topic_configs() -> dict[str, dict[str, str]]:
     configs = {name: dict(events) for name in topics.KAFKA_TOPICS.values()}
     configs[topics.KAFKA_ALERTS] = {"retention.ms": str(90 * DAY_MS)}
     configs[topics.KAFKA_DEAD_LETTERS] = {"retention.ms": str(30 * DAY_MS)}
+    configs[topics.KAFKA_GAS_TICKS] = {"retention.ms": str(DAY_MS)}
+    configs[topics.KAFKA_SITE_ALARMS] = {"retention.ms": str(7 * DAY_MS)}
     return configs
 
 

@@ -92,9 +92,12 @@ class GasSensorSim(Simulator):
     _leak: float = 0.0
     _leak_rate: float = 0.0
     _rising: bool = field(default=False)
+    _peak: float = 0.0
 
-    def start_leak(self, rate: float = 4.0) -> None:
+    def start_leak(self, rate: float = 4.0, peak: float | None = None) -> None:
+        """Gas rises by ``rate`` %LEL per reading up to ``peak`` (random: 35-75 %LEL), then disperses."""
         self._rising, self._leak_rate = True, rate
+        self._peak = peak if peak is not None else self.rng.uniform(35, 75)
 
     def next(self, now: datetime) -> GasReading:
         rng = self.rng
@@ -103,7 +106,7 @@ class GasSensorSim(Simulator):
             self.start_leak(rng.uniform(2.0, 8.0))
         if self._rising:
             self._leak += self._leak_rate
-            if self._leak > rng.uniform(35, 75):
+            if self._leak >= self._peak:
                 self._rising = False
         elif self._leak > 0:
             self._leak = max(0.0, self._leak * 0.8 - 0.5)

@@ -23,6 +23,7 @@ from ingest.validate import Accepted, Rejected, validate
 from models import schemas, topics
 from models.settings import Settings
 from safecity.mqtt import make_mqtt_client
+from safecity.registry import RegistryFile
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,8 @@ class Bridge:
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.producer: AIOKafkaProducer | None = None
+        self.registry = RegistryFile(settings.registry)
+        self.lookup = self.registry.get if self.registry.enforced else None
 
     # ---- paho thread
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -109,7 +112,7 @@ class Bridge:
         assert self.producer is not None
         while True:
             msg = await self.queue.get()
-            result = validate(msg.topic, msg.payload, datetime.now(UTC))
+            result = validate(msg.topic, msg.payload, datetime.now(UTC), self.lookup)
             if isinstance(result, Accepted):
                 fut = await self.producer.send(result.kafka_topic, result.value, key=result.key)
             else:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import msgspec
 
 from models import schemas, topics
+from models.registry import DeviceEntry
 from models.schemas import DeadLetter, Event, SchemaError
 from models.topics import MessageKind, TopicError
 
@@ -36,8 +38,11 @@ class Rejected:
         return self.dead_letter.source.encode()
 
 
-def validate(mqtt_topic: str, payload: bytes, now: datetime) -> Accepted | Rejected:
-    """Never raises: anything that cannot become a valid event becomes a dead letter."""
+def validate(mqtt_topic: str, payload: bytes, now: datetime,
+             registry: Callable[[str], DeviceEntry | None] | None = None) -> Accepted | Rejected:
+    """Never raises: anything that cannot become a valid event becomes a dead letter.
+
+    With a ``registry`` lookup, devices it does not list (or lists as another kind) are rejected."""
 
     def reject(code: str, reason: str) -> Rejected:
         return Rejected(schemas.dead_letter(STAGE, code, reason, mqtt_topic, payload, now))
@@ -49,6 +54,12 @@ def validate(mqtt_topic: str, payload: bytes, now: datetime) -> Accepted | Rejec
             topic = topics.parse_device_topic(mqtt_topic)
         except TopicError as exc:
             return reject(exc.code, str(exc))
+        if registry is not None:
+            entry = registry(topic.device_id)
+            if entry is None:
+                return reject("unknown-device", f"device {topic.device_id} is not in the device registry")
+            if entry.kind is not topic.kind:
+                return reject("device-kind-mismatch", f"device {topic.device_id} is registered as {entry.kind}")
         try:
             event = schemas.decode_event(topic.message, payload)
         except SchemaError as exc:

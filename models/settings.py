@@ -76,6 +76,12 @@ class IngestSettings(_Section):
 class GasSettings(_Section):
     level1_lel: float = Field(25.0, gt=0, le=100, description="first alarm level, %LEL (GB/T 50493-2019)")
     level2_lel: float = Field(50.0, gt=0, le=100, description="second alarm level, %LEL")
+    hold_readings: int = Field(2, ge=1, le=100, description="readings a level must hold before it fires")
+    clear_s: float = Field(60.0, ge=0, le=3600, description="time below the clear level before a clear")
+    interval_s: float = Field(60.0, gt=0, le=86400, description="expected reporting interval (registry overrides)")
+    offline_intervals: int = Field(3, ge=1, le=100, description="missed intervals before sensor-offline")
+    check_every_s: float = Field(5.0, ge=0.5, le=600, description="how often workers look for silent sensors")
+    site_window_s: float = Field(300.0, ge=1, le=86400, description="window for correlating alarms at one site")
 
 
 class LocalServices(_Section):
@@ -101,6 +107,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     gas: GasSettings = GasSettings()
     services: LocalServices = LocalServices()
+    registry: Path | None = Field(None, description="device registry (YAML or CSV); set: unknown devices are rejected")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
 
 

@@ -57,6 +57,8 @@ KAFKA_TOPICS: dict[MessageKind, str] = {
 }
 KAFKA_ALERTS = "safecity.alerts.v1"
 KAFKA_DEAD_LETTERS = "safecity.dead-letters.v1"
+KAFKA_GAS_TICKS = "safecity.gas-silence-checks.v1"  # per sensor, co-partitioned with gas readings
+KAFKA_SITE_ALARMS = "safecity.gas-site-alarms.v1"  # gas alarm transitions keyed by site
 
 #: What ingest subscribes to: every device kind's namespace (not alerts/ or system/, our outputs).
 INGEST_SUBSCRIPTIONS = tuple(f"{PREFIX}/{kind.value}/+/+" for kind in DeviceKind)

@@ -23,11 +23,12 @@ import msgspec
 
 from deploy.kafka_topics import ensure_topics
 from models import schemas, topics
-from models.schemas import Alert, SchemaError
+from models.schemas import Alert, DeviceState, SchemaError
 from models.settings import Settings
 from models.topics import MessageKind
-from processors.rules import gas, metrics, notify
+from processors.rules import correlation, gas, metrics, notify
 from processors.sinks import MetricSink
+from safecity.registry import RegistryFile
 
 logger = logging.getLogger(__name__)
 STAGE = "processor"
@@ -94,8 +95,31 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
     dead_letter_topic = topic(topics.KAFKA_DEAD_LETTERS)
 
     gas_state = app.Table("gas-state", key_type=bytes, value_type=bytes, partitions=k.partitions)
+    site_state = app.Table("gas-site-state", key_type=bytes, value_type=bytes, partitions=k.partitions)
     notified = app.Table("alerts-notified", key_type=bytes, value_type=bytes, partitions=k.partitions)
-    levels = gas.GasLevels(settings.gas.level1_lel, settings.gas.level2_lel)
+    gas_ticks = topic(topics.KAFKA_GAS_TICKS)
+    site_alarms = topic(topics.KAFKA_SITE_ALARMS)
+    registry = RegistryFile(settings.registry)
+    g = settings.gas
+    base_cfg = gas.GasConfig(level1_lel=g.level1_lel, level2_lel=g.level2_lel, hold_readings=g.hold_readings,
+                             clear_s=g.clear_s, interval_s=g.interval_s, offline_intervals=g.offline_intervals)
+
+    def gas_cfg(sensor: str) -> gas.GasConfig:
+        entry = registry.get(sensor)
+        return base_cfg.with_overrides(entry.thresholds, entry.interval_s) if entry else base_cfg
+
+    def load_gas(sensor: bytes) -> gas.GasState:
+        stored = gas_state.get(sensor)
+        return msgspec.json.decode(stored, type=gas.GasState) if stored else gas.GasState()
+
+    async def save_gas(sensor: bytes, before: gas.GasState, after: gas.GasState, alerts: list[Alert]) -> None:
+        if after is not before:
+            gas_state[sensor] = msgspec.json.encode(after)
+        await send_alerts(alerts)
+        for alert in alerts:  # gas alarms go on to their site for correlation
+            entry = registry.get(alert.device_id)
+            if entry is not None and entry.site and alert.type in correlation.GAS_ALARMS:
+                await site_alarms.send(key=entry.site.encode(), value=schemas.encode(alert))
 
     def sink() -> MetricSink:
         return app.output("metrics")
@@ -117,17 +141,44 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
 
     @app.agent(event_topics[MessageKind.GAS_READING], name="gas-readings")
     async def gas_readings(stream: faust.StreamT) -> None:
-        async for key, raw in stream.items():
+        async for raw in stream:
             reading = await decode(MessageKind.GAS_READING, raw, topics.KAFKA_TOPICS[MessageKind.GAS_READING])
             if reading is None:
                 continue
             sink().add(metrics.gas_points(reading))
-            sensor = reading.sensor_id.encode()
-            stored = gas_state.get(sensor)
-            state = msgspec.json.decode(stored, type=gas.GasState) if stored else gas.GasState()
-            new_state, alerts = gas.step(state, reading, levels)
-            if new_state != state:
-                gas_state[sensor] = msgspec.json.encode(new_state)
+            key = reading.sensor_id.encode()
+            state = load_gas(key)
+            new_state, alerts = gas.step(state, reading, gas_cfg(reading.sensor_id))
+            await save_gas(key, state, new_state, alerts)
+
+    @app.timer(interval=g.check_every_s)
+    async def find_silent_sensors() -> None:
+        """Read-only scan of this worker's sensors; a silent one gets a check event on its own
+        partition (tables may only change inside a stream)."""
+        now = datetime.now(UTC)
+        for key, stored in list(gas_state.items()):
+            state = msgspec.json.decode(stored, type=gas.GasState)
+            if gas.silence(state, key.decode(), now, gas_cfg(key.decode()))[1]:
+                await gas_ticks.send(key=key, value=now.isoformat().encode())
+
+    @app.agent(gas_ticks, name="gas-silence")
+    async def gas_silence(stream: faust.StreamT) -> None:
+        async for key, raw in stream.items():
+            now = datetime.fromisoformat(raw.decode())
+            state = load_gas(key)
+            new_state, alerts = gas.silence(state, key.decode(), now, gas_cfg(key.decode()))
+            await save_gas(key, state, new_state, alerts)
+
+    @app.agent(site_alarms, name="gas-sites")
+    async def gas_sites(stream: faust.StreamT) -> None:
+        async for key, raw in stream.items():
+            alert = await decode(Alert, raw, topics.KAFKA_SITE_ALARMS)
+            if alert is None:
+                continue
+            stored = site_state.get(key)
+            state = msgspec.json.decode(stored, type=correlation.SiteState) if stored else correlation.SiteState()
+            new_state, alerts = correlation.site_step(state, key.decode(), alert, g.site_window_s)
+            site_state[key] = msgspec.json.encode(new_state)
             await send_alerts(alerts)
 
     @app.agent(event_topics[MessageKind.PLATE_READ], name="plate-reads")
@@ -148,8 +199,16 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
     async def device_status(stream: faust.StreamT) -> None:
         async for raw in stream:
             status = await decode(MessageKind.STATUS, raw, topics.KAFKA_TOPICS[MessageKind.STATUS])
-            if status is not None:
-                sink().add(metrics.status_points(status))
+            if status is None:
+                continue
+            sink().add(metrics.status_points(status))
+            key = status.device_id.encode()
+            if key in gas_state:  # a gas sensor we know: its last will means offline now
+                state = load_gas(key)
+                at = status.at or status.ingested_at or datetime.now(UTC)
+                new_state, alerts = gas.status(state, status.device_id, status.state is DeviceState.ONLINE, at,
+                                               gas_cfg(status.device_id))
+                await save_gas(key, state, new_state, alerts)
 
     @app.agent(alerts_topic, name="alerts")
     async def alert_transitions(stream: faust.StreamT) -> None:
@@ -159,10 +218,13 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
                 continue
             key = alert.alert_id.encode()
             last = notified.get(key)
-            if not notify.should_notify(last.decode() if last else None, alert):
+            publisher = app.output("alerts")
+            if not notify.should_notify(last.decode() if last else None, alert) or \
+                    await publisher.already_published(alert):
                 logger.info("alert %s %s already notified; replay skipped", alert.type, alert.state.value)
+                notified[key] = notify.position(alert).encode()
                 continue
-            await app.output("alerts").publish(alert)
+            await publisher.publish(alert)
             notified[key] = notify.position(alert).encode()
             sink().add(metrics.alert_points(alert))
             logger.info("alert %s %s for %s", alert.type, alert.state.value, alert.device_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from pathlib import Path
 
 import typer
 
@@ -14,6 +15,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="SafeCity Stream: city safety telemetry -> metrics and alerts.")
 services_app = typer.Typer(no_args_is_help=True, help="Local Mosquitto, Kafka and InfluxDB (loopback only).")
 app.add_typer(services_app, name="services")
+gas_app = typer.Typer(no_args_is_help=True, help="Gas safety rules.")
+app.add_typer(gas_app, name="gas")
 
 
 def _logging(level: str) -> None:
@@ -116,6 +119,28 @@ def demo(rate: float = typer.Option(2.0, help="device publishing rate multiplier
     from safecity.demo import run_demo
 
     raise typer.Exit(run_demo(load_settings(), rate=rate, duration=duration))
+
+
+@gas_app.command("replay")
+def gas_replay(file: Path = typer.Argument(..., help="CSV: time,sensor_id,gas,value,unit[,battery]"),
+               interval: float = typer.Option(60.0, min=0.001, help="expected reporting interval, seconds")) -> None:
+    """Run the gas rules (default settings) over a recorded series; one JSON line per alert transition."""
+    import json
+
+    from processors import gas_replay
+    from processors.rules.gas import GasConfig
+
+    try:
+        with open(file, newline="", encoding="utf-8") as fh:
+            rows = gas_replay.read_rows(fh)
+    except OSError as exc:
+        typer.echo(f"error: cannot read {file}: {exc.strerror}", err=True)
+        raise typer.Exit(2) from None
+    except gas_replay.ReplayError as exc:
+        typer.echo(f"error: {file}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for alert in gas_replay.replay(rows, GasConfig(interval_s=interval)):
+        typer.echo(json.dumps(gas_replay.as_line(alert)))
 
 
 def main() -> None:

@@ -1,61 +1,326 @@
-"""Gas alarm rule (first cut): combustible gas against two %LEL levels.
+"""Gas safety rules, as pure code over one sensor's state.
 
-A level fires when a reading reaches it and clears when a reading falls below it. The later gas
-safety work (hold times, hysteresis, rate of rise, CO dose, faults, offline) extends this module.
+``step(state, reading, cfg)`` applies a reading, ``silence(state, sensor, now, cfg)`` checks for a
+sensor that stopped reporting, ``status(state, sensor, online, at, cfg)`` applies the MQTT
+availability (the last will). Each returns the new state and the alert transitions, so a worker
+(or ``safecity gas replay``) only stores the state and sends the alerts.
+
+Rules (all thresholds in GasConfig, overridable per sensor through the registry):
+
+* **Combustible gas levels** (GB/T 50493-2019: first level 25 %LEL, second 50 %LEL). A level fires
+  once readings at or above it have held for ``hold_readings`` consecutive readings (or
+  ``hold_s`` seconds, if set); it clears only after readings stay below the lower clear level
+  (``clear_ratio`` x level) for ``clear_s`` seconds. A value hovering at the level does not flap.
+* **Rate of rise**: a rise of ``ror_rise_lel`` within ``ror_window_s`` warns before the first
+  level; the warning clears when the rise over the window falls below half of that.
+* **Carbon monoxide dose** (shape of EN 50291 / UL 2034): see ``co_rate``. Clears once the
+  concentration stays below ``co_floor_ppm`` for ``clear_s``.
+* **Sensor faults** (maintenance, never a gas alarm): no value / NaN, outside the physical range,
+  negative, a value stuck unchanged for ``stuck_s``, or a slew faster than the sensor can
+  physically produce. Faulty readings are kept out of the gas rules. Cleared by a good reading.
+* **Offline**: no reading for ``offline_intervals`` x the expected interval, or the last will; both
+  clear on the next good reading. ``flap_count`` offline episodes within ``flap_window_s`` raise one
+  ``sensor-flapping`` alert instead of an offline alert each time.
+* **Low battery** below ``battery_low`` %, cleared above ``battery_ok`` %.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import datetime
+import copy
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import msgspec
 
 from models.schemas import Alert, AlertState, GasReading, GasType, Severity
 
 
-@dataclass(frozen=True, slots=True)
-class GasLevels:
-    level1: float = 25.0
-    level2: float = 50.0
+@dataclass(frozen=True)
+class GasConfig:
+    level1_lel: float = 25.0
+    level2_lel: float = 50.0
+    clear_ratio: float = 0.8
+    hold_readings: int = 2
+    hold_s: float | None = None
+    clear_s: float = 60.0
+    ror_rise_lel: float = 10.0
+    ror_window_s: float = 60.0
+    co_floor_ppm: float = 30.0
+    lel_max: float = 100.0
+    co_max_ppm: float = 1000.0
+    stuck_s: float = 4 * 3600.0
+    stuck_min_readings: int = 10
+    max_slew_lel_per_s: float = 10.0
+    max_slew_ppm_per_s: float = 100.0
+    interval_s: float = 60.0
+    offline_intervals: int = 3
+    flap_count: int = 3
+    flap_window_s: float = 600.0
+    battery_low: float = 20.0
+    battery_ok: float = 25.0
+
+    def with_overrides(self, thresholds: dict[str, float], interval_s: float | None) -> GasConfig:
+        from dataclasses import replace
+
+        known = {k: v for k, v in thresholds.items() if k in self.__dataclass_fields__}
+        return replace(self, **known, **({"interval_s": interval_s} if interval_s else {}))
 
 
-@dataclass(frozen=True, slots=True)
-class GasState:
-    """Per-sensor state: since when each level has been firing (None: not firing)."""
+SEVERITY = {
+    "gas-level-1": Severity.HIGH, "gas-level-2": Severity.CRITICAL, "gas-rate-of-rise": Severity.WARNING,
+    "co-alarm": Severity.CRITICAL, "sensor-fault": Severity.MAINTENANCE, "sensor-offline": Severity.WARNING,
+    "sensor-flapping": Severity.WARNING, "low-battery": Severity.MAINTENANCE,
+}
 
-    level1_since: datetime | None = None
-    level2_since: datetime | None = None
+# CO: time to alarm at a constant concentration (ppm -> minutes). Between points the alarm *rate*
+# (1 / time) is interpolated linearly; at or below 30 ppm nothing accumulates.
+#   30 ppm never | 50 ppm 75 min (EN 50291: 60-90) | 100 ppm 25 min (10-40) | 300 ppm 2 min (< 3)
+CO_CURVE = ((30.0, math.inf), (50.0, 75.0), (100.0, 25.0), (300.0, 2.0))
+CO_MAX_STEP_S = 300.0  # a gap longer than this between readings is not integrated (unknown exposure)
+CO_DECAY_S = 1800.0  # below the floor the accumulated dose decays with this time constant
 
 
-LEVELS = (("gas-level-1", "level1", Severity.HIGH), ("gas-level-2", "level2", Severity.CRITICAL))
+def co_rate(ppm: float) -> float:
+    """Fraction of the alarm dose accumulated per minute at ``ppm`` (alarm at 1.0)."""
+    points = [(c, 0.0 if math.isinf(t) else 1.0 / t) for c, t in CO_CURVE]
+    if ppm <= points[0][0]:
+        return 0.0
+    for (c0, r0), (c1, r1) in zip(points, points[1:], strict=False):
+        if ppm <= c1:
+            return r0 + (r1 - r0) * (ppm - c0) / (c1 - c0)
+    c_last, r_last = points[-1]
+    return r_last * ppm / c_last
 
 
-def alert_id(alert_type: str, sensor_id: str) -> str:
-    return f"{alert_type}:{sensor_id}"
+class Level(msgspec.Struct):
+    above_since: datetime | None = None
+    above_count: int = 0
+    firing_since: datetime | None = None
+    below_since: datetime | None = None
 
 
-def step(state: GasState, reading: GasReading, levels: GasLevels) -> tuple[GasState, list[Alert]]:
-    """Apply one reading; return the new state and the alert transitions it causes."""
-    if reading.gas is not GasType.COMBUSTIBLE or reading.value is None or reading.value != reading.value:
+class GasState(msgspec.Struct):
+    """Everything the rules remember about one sensor (stored in a Faust table)."""
+
+    last_seen: datetime | None = None
+    last_good: tuple[datetime, float] | None = None
+    levels: dict[str, Level] = {}
+    ror_window: list[tuple[datetime, float]] = []
+    ror_since: datetime | None = None
+    co_dose: float = 0.0
+    co_last: datetime | None = None
+    co_since: datetime | None = None
+    co_below_since: datetime | None = None
+    fault_since: datetime | None = None
+    stuck_since: datetime | None = None
+    stuck_count: int = 0
+    offline_since: datetime | None = None
+    offline_notified: bool = False
+    offline_events: list[datetime] = []
+    flapping_since: datetime | None = None
+    battery_low_since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Emit:
+    sensor: str
+    at: datetime
+    out: list[Alert]
+
+    def __call__(self, alert_type: str, state: AlertState, since: datetime, summary: str, **details) -> None:
+        self.out.append(Alert(alert_id=f"{alert_type}:{self.sensor}", type=alert_type,
+                              severity=SEVERITY[alert_type], state=state, device_id=self.sensor, since=since,
+                              at=self.at, summary=summary[:300], details=details))
+
+
+FIRING, CLEARED = AlertState.FIRING, AlertState.CLEARED
+
+
+def _fault_reason(reading: GasReading, state: GasState, cfg: GasConfig) -> str | None:
+    v = reading.value
+    if v is None or math.isnan(v) or math.isinf(v):
+        return "no-value"
+    top = cfg.lel_max if reading.gas is GasType.COMBUSTIBLE else cfg.co_max_ppm
+    if v < 0 or v > top:
+        return "out-of-range"
+    if state.last_good is not None:
+        t0, v0 = state.last_good
+        dt = (reading.measured_at - t0).total_seconds()
+        slew = cfg.max_slew_lel_per_s if reading.gas is GasType.COMBUSTIBLE else cfg.max_slew_ppm_per_s
+        if dt > 0 and abs(v - v0) / dt > slew:
+            return "spike"
+    return None
+
+
+def step(state: GasState, reading: GasReading, cfg: GasConfig) -> tuple[GasState, list[Alert]]:
+    """Apply one reading (in time order per sensor)."""
+    s = copy.deepcopy(state)
+    t = reading.measured_at
+    out: list[Alert] = []
+    emit = _Emit(reading.sensor_id, t, out)
+    s.last_seen = t if s.last_seen is None else max(s.last_seen, t)
+    _battery(s, reading, cfg, emit)
+
+    reason = _fault_reason(reading, s, cfg)
+    if reason is None:
+        reason = _stuck(s, reading, cfg)
+    if reason is not None:
+        if s.fault_since is None:
+            s.fault_since = t
+            emit("sensor-fault", FIRING, t, f"sensor fault: {reason}", reason=reason)
+        if reason == "stuck":  # the value is plausible but frozen: keep tracking it
+            s.last_good = (t, float(reading.value))
+        return s, out
+
+    value = float(reading.value)
+    if s.fault_since is not None:
+        emit("sensor-fault", CLEARED, s.fault_since, "sensor reads plausibly again")
+        s.fault_since = None
+    _back_online(s, t, cfg, emit)
+    s.last_good = (t, value)
+    if reading.gas is GasType.COMBUSTIBLE:
+        _rate_of_rise(s, t, value, cfg, emit)
+        _levels(s, t, value, cfg, emit)
+    else:
+        _co(s, t, value, cfg, emit)
+    return s, out
+
+
+def _stuck(s: GasState, reading: GasReading, cfg: GasConfig) -> str | None:
+    value = float(reading.value)
+    if s.last_good is not None and value == s.last_good[1] and value != 0.0:
+        s.stuck_since = s.stuck_since or s.last_good[0]
+        s.stuck_count += 1
+        held = (reading.measured_at - s.stuck_since).total_seconds()
+        if held >= cfg.stuck_s and s.stuck_count + 1 >= cfg.stuck_min_readings:
+            return "stuck"
+    else:
+        s.stuck_since, s.stuck_count = None, 0
+    return None
+
+
+def _levels(s: GasState, t: datetime, v: float, cfg: GasConfig, emit: _Emit) -> None:
+    for name, level in (("gas-level-1", cfg.level1_lel), ("gas-level-2", cfg.level2_lel)):
+        st = s.levels.setdefault(name, Level())
+        clear_level = level * cfg.clear_ratio
+        if st.firing_since is None:
+            if v >= level:
+                st.above_since = st.above_since or t
+                st.above_count += 1
+                held = cfg.hold_s is not None and (t - st.above_since).total_seconds() >= cfg.hold_s
+                if st.above_count >= cfg.hold_readings or held:
+                    st.firing_since, st.below_since = st.above_since, None
+                    emit(name, FIRING, st.firing_since, f"combustible gas {v:.1f} %LEL, at or above {level:g} %LEL",
+                         value=v, threshold=level, unit="%LEL")
+            else:
+                st.above_since, st.above_count = None, 0
+        elif v < clear_level:
+            st.below_since = st.below_since or t
+            if (t - st.below_since).total_seconds() >= cfg.clear_s:
+                emit(name, CLEARED, st.firing_since, f"combustible gas {v:.1f} %LEL, below {clear_level:g} %LEL "
+                     f"for {cfg.clear_s:g} s", value=v, threshold=level, unit="%LEL")
+                s.levels[name] = Level()
+        else:
+            st.below_since = None
+
+
+def _rate_of_rise(s: GasState, t: datetime, v: float, cfg: GasConfig, emit: _Emit) -> None:
+    horizon = t - timedelta(seconds=cfg.ror_window_s)
+    s.ror_window = [(wt, wv) for wt, wv in s.ror_window if wt >= horizon] + [(t, v)]
+    rise = v - min(wv for _, wv in s.ror_window)
+    level1 = s.levels.get("gas-level-1")
+    if s.ror_since is None:
+        if rise >= cfg.ror_rise_lel and v < cfg.level1_lel and (level1 is None or level1.firing_since is None):
+            s.ror_since = t
+            emit("gas-rate-of-rise", FIRING, t, f"combustible gas rose {rise:.1f} %LEL within "
+                 f"{cfg.ror_window_s:g} s (now {v:.1f} %LEL)", rise=rise, value=v, unit="%LEL")
+    elif rise < cfg.ror_rise_lel / 2:
+        emit("gas-rate-of-rise", CLEARED, s.ror_since, f"combustible gas no longer rising fast ({v:.1f} %LEL)",
+             rise=rise, value=v, unit="%LEL")
+        s.ror_since = None
+
+
+def _co(s: GasState, t: datetime, ppm: float, cfg: GasConfig, emit: _Emit) -> None:
+    # Right Riemann sum: a sample stands for the interval it ends (capped: a long gap is unknown).
+    dt = 0.0 if s.co_last is None else min(max((t - s.co_last).total_seconds(), 0.0), CO_MAX_STEP_S)
+    s.co_last = t
+    if ppm > cfg.co_floor_ppm:
+        s.co_dose += co_rate(ppm) * dt / 60.0
+        s.co_below_since = None
+    else:
+        s.co_dose *= math.exp(-dt / CO_DECAY_S)
+    if s.co_since is None:
+        if s.co_dose >= 1.0:
+            s.co_since = t
+            emit("co-alarm", FIRING, t, f"carbon monoxide {ppm:.0f} ppm: alarm dose reached", value=ppm, unit="ppm",
+                 dose=round(s.co_dose, 3))
+    elif ppm <= cfg.co_floor_ppm:
+        s.co_below_since = s.co_below_since or t
+        if (t - s.co_below_since).total_seconds() >= cfg.clear_s:
+            emit("co-alarm", CLEARED, s.co_since, f"carbon monoxide {ppm:.0f} ppm, below {cfg.co_floor_ppm:g} ppm",
+                 value=ppm, unit="ppm")
+            s.co_since, s.co_below_since, s.co_dose = None, None, 0.0
+
+
+def _battery(s: GasState, reading: GasReading, cfg: GasConfig, emit: _Emit) -> None:
+    b = reading.battery
+    if b is None:
+        return
+    if s.battery_low_since is None and b < cfg.battery_low:
+        s.battery_low_since = reading.measured_at
+        emit("low-battery", FIRING, reading.measured_at, f"battery {b:.0f} %", battery=b)
+    elif s.battery_low_since is not None and b > cfg.battery_ok:
+        emit("low-battery", CLEARED, s.battery_low_since, f"battery {b:.0f} %", battery=b)
+        s.battery_low_since = None
+
+
+# --------------------------------------------------------------------------- availability
+def _go_offline(s: GasState, at: datetime, why: str, cfg: GasConfig, emit: _Emit) -> None:
+    if s.offline_since is not None:
+        return
+    s.offline_since = at
+    horizon = at - timedelta(seconds=cfg.flap_window_s)
+    s.offline_events = [e for e in s.offline_events if e >= horizon] + [at]
+    if s.flapping_since is None and len(s.offline_events) >= cfg.flap_count:
+        s.flapping_since = at
+        emit("sensor-flapping", FIRING, at, f"sensor went offline {len(s.offline_events)} times within "
+             f"{cfg.flap_window_s:g} s", episodes=len(s.offline_events))
+    if s.flapping_since is None:
+        s.offline_notified = True
+        emit("sensor-offline", FIRING, at, f"sensor offline ({why})", reason=why)
+
+
+def _back_online(s: GasState, t: datetime, cfg: GasConfig, emit: _Emit) -> None:
+    if s.offline_since is not None:
+        if s.offline_notified:
+            emit("sensor-offline", CLEARED, s.offline_since, "sensor reporting again")
+        s.offline_since, s.offline_notified = None, False
+    if s.flapping_since is not None and s.offline_events and \
+            (t - s.offline_events[-1]).total_seconds() >= cfg.flap_window_s:
+        emit("sensor-flapping", CLEARED, s.flapping_since, "sensor connection stable again")
+        s.flapping_since, s.offline_events = None, []
+
+
+def silence(state: GasState, sensor: str, now: datetime, cfg: GasConfig) -> tuple[GasState, list[Alert]]:
+    """Raise ``sensor-offline`` when no reading came for ``offline_intervals`` expected intervals.
+    The alert's time is the moment the silence became long enough, not ``now``."""
+    limit = timedelta(seconds=cfg.interval_s * cfg.offline_intervals)
+    if state.last_seen is None or state.offline_since is not None or now - state.last_seen < limit:
         return state, []
-    alerts: list[Alert] = []
-    for alert_type, name, severity in LEVELS:
-        threshold = getattr(levels, name)
-        since: datetime | None = getattr(state, f"{name}_since")
-        above = reading.value >= threshold
-        if above and since is None:
-            since = reading.measured_at
-            state = replace(state, **{f"{name}_since": since})
-            alerts.append(_alert(alert_type, severity, AlertState.FIRING, reading, since, threshold))
-        elif not above and since is not None:
-            state = replace(state, **{f"{name}_since": None})
-            alerts.append(_alert(alert_type, severity, AlertState.CLEARED, reading, since, threshold))
-    return state, alerts
+    s = copy.deepcopy(state)
+    at = s.last_seen + limit
+    out: list[Alert] = []
+    _go_offline(s, at, "silent", cfg, _Emit(sensor, at, out))
+    return s, out
 
 
-def _alert(alert_type: str, severity: Severity, state: AlertState, reading: GasReading, since: datetime,
-           threshold: float) -> Alert:
-    verb = "at or above" if state is AlertState.FIRING else "back below"
-    return Alert(alert_id=alert_id(alert_type, reading.sensor_id), type=alert_type, severity=severity,
-                 state=state, device_id=reading.sensor_id, since=since, at=reading.measured_at,
-                 summary=f"combustible gas {reading.value:.1f} %LEL, {verb} {threshold:g} %LEL",
-                 details={"value": float(reading.value), "threshold": threshold, "unit": reading.unit.value})
+def status(state: GasState, sensor: str, online: bool, at: datetime, cfg: GasConfig) -> tuple[GasState, list[Alert]]:
+    """The retained availability message: ``offline`` (the last will) raises sensor-offline at once;
+    ``online`` clears nothing by itself (the next good reading does)."""
+    if online:
+        return state, []
+    s = copy.deepcopy(state)
+    out: list[Alert] = []
+    _go_offline(s, at, "last-will", cfg, _Emit(sensor, at, out))
+    return s, out

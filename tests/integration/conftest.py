@@ -11,7 +11,7 @@ import pytest
 
 from deploy import services
 from models.settings import Settings
-from tests.integration.harness import Process, free_ports
+from tests.integration.harness import Process, Registry, free_ports
 
 WORKER_READY = "[^Worker]: Ready"
 INGEST_READY = "MQTT connected"
@@ -36,10 +36,17 @@ def stack_env(tmp_path_factory) -> dict[str, str]:
         "SAFECITY_INFLUX__FLUSH_INTERVAL_MS": "200",
         "SAFECITY_WORKER__DATA_DIR": str(run_dir / "worker"),
         "SAFECITY_WORKER__APP_ID": f"it-{uuid.uuid4().hex[:6]}",
+        "SAFECITY_REGISTRY": str(run_dir / "registry.yaml"),
+        "SAFECITY_GAS__CHECK_EVERY_S": "1",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
                                                      os.environ.get("PYTHONPATH")])),
     }
     return env
+
+
+@pytest.fixture(scope="session")
+def registry(stack_env) -> Registry:
+    return Registry(Path(stack_env["SAFECITY_REGISTRY"]))
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +71,7 @@ def stack(settings):
 
 
 @pytest.fixture(scope="session")
-def pipeline(stack, stack_env, settings):
+def pipeline(stack, stack_env, settings, registry):
     """The ingest bridge and one Faust worker, running for the whole session."""
     run_dir = settings.services.run_dir
     ingest = Process(["ingest"], stack_env, run_dir / "ingest.log", INGEST_READY).start()

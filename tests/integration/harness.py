@@ -48,6 +48,28 @@ def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 
         time.sleep(interval)
 
 
+class Registry:
+    """The device registry file the session's ingest and worker read; written atomically."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.devices: list[dict] = []
+        self._write()
+
+    def add(self, kind: str, device_id: str | None = None, **fields: Any) -> str:
+        device_id = device_id or f"{kind}-{uuid.uuid4().hex[:8]}"
+        self.devices.append({"id": device_id, "kind": kind} | fields)
+        self._write()
+        return device_id
+
+    def _write(self) -> None:
+        import yaml
+
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump({"devices": self.devices}))
+        tmp.replace(self.path)
+
+
 class Process:
     """A `safecity` subcommand in its own process group, stopped by PID."""
 

@@ -4,7 +4,6 @@ returns data (Grafana itself cannot run here; this is the query half of what it 
 from __future__ import annotations
 
 import random
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,16 +27,16 @@ def grafana_expand(query: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def city_data(pipeline, settings):
+def city_data(pipeline, settings, registry):
     rng = random.Random(11)
     now = datetime.now(UTC) - timedelta(minutes=2)
-    leak = GasSensorSim(f"gas-{uuid.uuid4().hex[:6]}", rng)
+    leak = GasSensorSim(registry.add("gas"), rng)
     leak.start_leak(12.0)
-    sims = [CheckpointSim(f"cp-{uuid.uuid4().hex[:6]}", rng), HotelSim(f"hotel-{uuid.uuid4().hex[:6]}", rng),
-            GasSensorSim(f"gas-{uuid.uuid4().hex[:6]}", rng, gas=GasType.CO), leak]
+    sims = [CheckpointSim(registry.add("camera"), rng), HotelSim(registry.add("hotel"), rng),
+            GasSensorSim(registry.add("gas"), rng, gas=GasType.CO), leak]
     for sim in sims:
         client = DeviceClient(settings.mqtt, sim.kind, sim.device_id).start()
-        infos = [client.publish(sim.message, sim.next(now + timedelta(seconds=i))) for i in range(8)]
+        infos = [client.publish(sim.message, sim.next(now + timedelta(seconds=10 * i))) for i in range(8)]
         if sim is leak:
             bad = topics.device_topic(DeviceKind.GAS, sim.device_id, MessageKind.GAS_READING)
             infos.append(client.publish_raw(bad, b"not json"))

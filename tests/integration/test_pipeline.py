@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,8 +18,13 @@ from tests.integration.harness import MqttProbe, influx_query, kafka_records, po
 pytestmark = pytest.mark.integration
 
 
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+KINDS = {"cp": "camera", "hotel": "hotel", "gas": "gas"}
+
+
+@pytest.fixture
+def uid(registry):
+    """A new device id, registered as the kind its prefix names."""
+    return lambda prefix: registry.add(KINDS[prefix])
 
 
 def reading(sensor: str, value: float, t: datetime, seq: int) -> GasReading:
@@ -33,7 +37,7 @@ def count(settings, measurement: str, where: str) -> int:
     return max((v for r in rows for k, v in r.items() if k.startswith("count_")), default=0)
 
 
-def test_simulated_devices_reach_influxdb(pipeline, settings):
+def test_simulated_devices_reach_influxdb(pipeline, settings, uid):
     import random
 
     rng = random.Random(5)
@@ -55,19 +59,20 @@ def test_simulated_devices_reach_influxdb(pipeline, settings):
     assert all(r["upload_delay_s"] >= 0 for r in rows)
 
 
-def test_gas_leak_raises_and_clears_an_alert_on_mqtt(pipeline, settings):
+def test_gas_leak_raises_and_clears_an_alert_on_mqtt(pipeline, settings, uid):
     sensor = uid("gas")
     probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/+/{sensor}")
     client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
-    t0 = datetime.now(UTC) - timedelta(seconds=30)
+    t0 = datetime.now(UTC) - timedelta(seconds=120)
     try:
         for i, value in enumerate([3.0, 12.0, 31.0, 33.0]):
-            client.publish(MessageKind.GAS_READING, reading(sensor, value, t0 + timedelta(seconds=i), i))
+            client.publish(MessageKind.GAS_READING, reading(sensor, value, t0 + timedelta(seconds=10 * i), i))
         fired = probe.next_json(90)
         assert fired["_topic"] == topics.alert_topic("gas-level-1", sensor)
         assert (fired["type"], fired["state"], fired["device_id"]) == ("gas-level-1", "firing", sensor)
-        assert fired["since"].startswith((t0 + timedelta(seconds=2)).isoformat()[:19])
-        client.publish(MessageKind.GAS_READING, reading(sensor, 4.0, t0 + timedelta(seconds=5), 5))
+        assert fired["since"].startswith((t0 + timedelta(seconds=20)).isoformat()[:19])
+        for i in (4, 10):  # below the clear level for the clear time (60 s)
+            client.publish(MessageKind.GAS_READING, reading(sensor, 4.0, t0 + timedelta(seconds=10 * i), i))
         cleared = probe.next_json(60)
         assert (cleared["type"], cleared["state"], cleared["since"]) == ("gas-level-1", "cleared", fired["since"])
         assert probe.drain(settle=2) == []  # one transition each, nothing repeated
@@ -77,7 +82,7 @@ def test_gas_leak_raises_and_clears_an_alert_on_mqtt(pipeline, settings):
     poll(lambda: count(settings, "alerts", f"device_id = '{sensor}'") == 2, 30, "alert metrics")
 
 
-def test_malformed_message_goes_to_the_dead_letter_topic_with_its_reason(pipeline, settings):
+def test_malformed_message_goes_to_the_dead_letter_topic_with_its_reason(pipeline, settings, uid):
     sensor = uid("gas")
     client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
     bad_topic = topics.device_topic(DeviceKind.GAS, sensor, MessageKind.GAS_READING)
@@ -99,7 +104,7 @@ def test_malformed_message_goes_to_the_dead_letter_topic_with_its_reason(pipelin
         settings, "SELECT sum(count) AS count FROM dead_letters GROUP BY reason")) >= 2, 30, "dead-letter counts")
 
 
-def test_ingest_crash_loses_nothing(pipeline, settings):
+def test_ingest_crash_loses_nothing(pipeline, settings, uid):
     """SIGKILL the bridge while a device publishes; on restart the broker redelivers what Kafka never
     confirmed, so every reading arrives (duplicates are allowed, loss is not)."""
     sensor = uid("gas")

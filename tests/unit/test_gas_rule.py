@@ -1,69 +1,257 @@
+"""Gas rules driven by synthetic time series with an injected clock (reading times): no sleeps."""
+
+from __future__ import annotations
+
+import math
 from datetime import timedelta
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from models import schemas
-from models.schemas import AlertState, GasReading
-from models.topics import MessageKind
+from models.schemas import AlertState, GasReading, GasType, GasUnit
 from processors.rules import gas, notify
+from processors.rules.gas import GasConfig, GasState
 from tests import factories as f
 
-LEVELS = gas.GasLevels(25.0, 50.0)
+CFG = GasConfig()
 
 
-def reading(value, t=0.0, **kw) -> GasReading:
-    return schemas.decode_event(MessageKind.GAS_READING,
-                                f.payload(f.gas_reading(value=value, measured_at=f.iso(f.at(t)), **kw)))
+def reading(value, t: float, gas_type: str = "combustible", battery: float | None = None,
+            sensor: str = "gas-001") -> GasReading:
+    kind = GasType(gas_type)
+    unit = GasUnit.LEL if kind is GasType.COMBUSTIBLE else GasUnit.PPM
+    return GasReading(sensor_id=sensor, gas=kind, value=value, unit=unit, measured_at=f.at(t), battery=battery)
 
 
-def run(values):
-    state, out = gas.GasState(), []
-    for i, v in enumerate(values):
-        state, alerts = gas.step(state, reading(v, i), LEVELS)
-        out += [(i, a.type, a.state.value) for a in alerts]
+def run(series, cfg: GasConfig = CFG, gas_type: str = "combustible", state: GasState | None = None):
+    """series: (seconds, value) pairs; returns (state, [(seconds, type, state)])."""
+    state = state or GasState()
+    out = []
+    for t, v in series:
+        state, alerts = gas.step(state, reading(v, t, gas_type), cfg)
+        out += [((a.at - f.T0).total_seconds(), a.type, a.state.value) for a in alerts]
     return state, out
 
 
-def test_levels_fire_and_clear_once_each():
-    state, out = run([3, 10, 26, 30, 55, 60, 40, 20, 5])
-    assert out == [(2, "gas-level-1", "firing"), (4, "gas-level-2", "firing"),
-                   (6, "gas-level-2", "cleared"), (7, "gas-level-1", "cleared")]
-    assert state == gas.GasState()
+def every(seconds: float, values) -> list[tuple[float, float]]:
+    return [(i * seconds, v) for i, v in enumerate(values)]
 
 
-def test_threshold_is_inclusive():
-    assert run([25.0])[1] == [(0, "gas-level-1", "firing")]
-    assert run([24.99])[1] == []
+# ---------------------------------------------------------------- levels, hold, hysteresis
+def test_one_reading_above_the_level_does_not_alarm():
+    assert run(every(10, [2, 30, 2, 30, 2]))[1] == []
 
 
-@pytest.mark.parametrize("value", [None, float("nan")])
-def test_missing_values_change_nothing(value):
-    state, _ = gas.step(gas.GasState(), reading(30), LEVELS)
-    missing = msgspec.structs.replace(reading(1, 1), value=value)  # NaN cannot come over JSON, only null
-    assert gas.step(state, missing, LEVELS) == (state, [])
+def test_level_fires_after_hold_readings_and_clears_after_clear_time():
+    _, out = run(every(10, [2, 30, 31, 28, 19, 15, 12, 10, 9, 8, 7]))
+    assert out == [(20, "gas-level-1", "firing"), (100, "gas-level-1", "cleared")]  # below 20 from t=40
 
 
-def test_co_is_not_judged_by_lel_levels():
-    assert gas.step(gas.GasState(), reading(80.0, gas="co", unit="ppm"), LEVELS) == (gas.GasState(), [])
+def test_hold_time_fires_before_hold_readings_when_configured():
+    cfg = GasConfig(hold_readings=10, hold_s=15)
+    assert run(every(5, [30, 30, 30, 30]), cfg)[1] == [(15, "gas-level-1", "firing")]
 
 
-def test_alert_is_keyed_per_sensor_and_level_and_names_no_person():
-    _, alerts = gas.step(gas.GasState(), reading(60), LEVELS)
-    assert [a.alert_id for a in alerts] == ["gas-level-1:gas-001", "gas-level-2:gas-001"]
-    assert alerts[1].severity is schemas.Severity.CRITICAL and alerts[1].since == f.T0
+def test_value_hovering_at_the_threshold_does_not_flap():
+    series = every(10, [26, 26] + [24, 26, 23, 25.5, 21, 27] * 10)
+    assert run(series)[1] == [(10, "gas-level-1", "firing")]
 
 
-def test_replayed_transitions_are_not_notified_twice():
-    state, fired = gas.step(gas.GasState(), reading(30, 0), LEVELS)
-    _, cleared = gas.step(state, reading(10, 60), LEVELS)
-    later_state, refired = gas.step(gas.GasState(), reading(30, 120), LEVELS)
-    last = None
-    for alert in fired + cleared:
-        assert notify.should_notify(last, alert)
-        last = notify.position(alert)
-    for replay in fired + cleared:  # a replay after a crash, in order
-        assert not notify.should_notify(last, replay)
-    assert notify.should_notify(last, refired[0])  # a new episode is news
-    assert refired[0].state is AlertState.FIRING and refired[0].since == f.at(120)
-    assert fired[0].since + timedelta(seconds=60) == cleared[0].at
+@pytest.mark.parametrize(("below_for", "clears"), [(50, False), (60, True)])
+def test_clear_needs_the_full_clear_time_below_the_clear_level(below_for, clears):
+    state, _ = run([(0, 30), (10, 30)])
+    _, out = run([(20, 19.9), (20 + below_for, 19.9)], state=state)
+    assert (out == [(20 + below_for, "gas-level-1", "cleared")]) is clears
+
+
+def test_a_reading_back_above_the_clear_level_restarts_the_clear_timer():
+    state, _ = run([(0, 30), (10, 30)])
+    _, out = run([(20, 10), (50, 20.5), (70, 10), (110, 10), (130, 10)], state=state)
+    assert out == [(130, "gas-level-1", "cleared")]
+
+
+def test_second_level_and_full_leak_sequence():
+    _, out = run(every(10, [2, 4, 15, 27, 35, 52, 58, 60, 60, 45, 30, 15, 8, 5, 3, 2, 2, 2]))
+    types = [(t, typ, s) for t, typ, s in out]
+    assert types == [
+        (20, "gas-rate-of-rise", "firing"), (40, "gas-level-1", "firing"), (60, "gas-level-2", "firing"),
+        (100, "gas-rate-of-rise", "cleared"), (160, "gas-level-2", "cleared"), (170, "gas-level-1", "cleared")]
+
+
+def test_levels_follow_per_sensor_overrides():
+    cfg = CFG.with_overrides({"level1_lel": 10.0}, interval_s=30)
+    assert cfg.level1_lel == 10 and cfg.interval_s == 30 and cfg.level2_lel == 50
+    assert run(every(10, [12, 12]), cfg)[1] == [(10, "gas-level-1", "firing")]
+
+
+# ---------------------------------------------------------------- rate of rise
+@pytest.mark.parametrize(("values", "fires"), [
+    ([2, 7, 12], True),           # +10 within 20 s
+    ([2, 7, 11.9], False),        # +9.9
+    ([2, 5, 8, 11, 14], False),   # +12 but over 80 s, never +10 within 60 s
+])
+def test_rate_of_rise_edges(values, fires):
+    step = 20 if len(values) > 3 else 10
+    _, out = run(every(step, values))
+    assert any(typ == "gas-rate-of-rise" for _, typ, _ in out) is fires
+
+
+def test_rate_of_rise_is_not_raised_once_the_first_level_fires():
+    state, _ = run([(0, 26), (10, 26)])
+    assert run([(20, 40), (30, 45)], state=state)[1] == []
+
+
+# ---------------------------------------------------------------- carbon monoxide dose
+def co_alarm_minute(ppm: float, every_s: float = 60, minutes: float = 300) -> float | None:
+    state = GasState()
+    for i in range(int(minutes * 60 / every_s) + 1):
+        state, alerts = gas.step(state, reading(ppm, i * every_s, "co"), CFG)
+        if any(a.type == "co-alarm" for a in alerts):
+            return i * every_s / 60
+    return None
+
+
+@pytest.mark.parametrize(("ppm", "earliest", "latest"), [(50, 60, 90), (100, 10, 40), (300, 0, 3)])
+def test_co_alarm_times_follow_en50291(ppm, earliest, latest):
+    minute = co_alarm_minute(ppm)
+    assert minute is not None and earliest <= minute <= latest
+
+
+def test_co_30ppm_never_alarms():
+    assert co_alarm_minute(30, every_s=300, minutes=30 * 24 * 60) is None
+
+
+def test_co_curve_is_continuous_and_monotonic():
+    rates = [gas.co_rate(c / 2) for c in range(0, 2000)]
+    assert all(b >= a for a, b in zip(rates, rates[1:], strict=False))
+    assert gas.co_rate(30) == 0 and math.isclose(1 / gas.co_rate(50), 75) and math.isclose(1 / gas.co_rate(300), 2)
+
+
+def test_co_dose_does_not_depend_on_sampling_rate():
+    assert abs(co_alarm_minute(100, every_s=10) - co_alarm_minute(100, every_s=60)) <= 1
+
+
+def test_co_alarm_clears_when_concentration_stays_low():
+    state, out = run(every(60, [300, 300, 300]), gas_type="co")
+    assert out == [(120, "co-alarm", "firing")]
+    _, out = run([(180, 20), (240, 20)], gas_type="co", state=state)
+    assert out == [(240, "co-alarm", "cleared")]
+
+
+# ---------------------------------------------------------------- sensor faults
+@pytest.mark.parametrize(("value", "reason"), [
+    (None, "no-value"), (float("nan"), "no-value"), (-3.0, "out-of-range"), (101.0, "out-of-range")])
+def test_impossible_values_are_faults_not_alarms(value, reason):
+    state, alerts = gas.step(GasState(), reading(value, 0), CFG)
+    assert [(a.type, a.severity.value, a.details["reason"]) for a in alerts] == [("sensor-fault", "maintenance", reason)]
+    _, again = gas.step(state, reading(value, 10), CFG)
+    assert again == []  # one fault alert, not one per reading
+    _, out = run([(20, 3)], state=state)
+    assert out == [(20, "sensor-fault", "cleared")]
+
+
+def test_a_spike_is_a_fault_and_never_reaches_the_gas_rules():
+    _, out = run([(0, 2), (1, 80), (2, 80.5), (3, 3)])
+    assert out[0] == (1, "sensor-fault", "firing")
+    assert not any(typ.startswith("gas-level") for _, typ, _ in out[:1])
+
+
+def test_a_stuck_value_is_a_fault_after_the_stuck_time():
+    series = [(i * 1500, 7.25) for i in range(12)]  # every 25 min, unchanged
+    _, out = run(series)
+    assert out == [(15000, "sensor-fault", "firing")]  # first reading 4 h after the value froze
+    _, out = run([(i * 10, 7.25) for i in range(200)])
+    assert out == []  # many readings, but not for long
+    assert run([(i * 1800, 0.0) for i in range(20)])[1] == []  # clean air reads 0 for ever
+
+
+def test_co_out_of_range():
+    assert run([(0, 5000)], gas_type="co")[1] == [(0, "sensor-fault", "firing")]
+
+
+# ---------------------------------------------------------------- offline, last will, flapping
+def test_silence_raises_offline_at_the_moment_of_silence_and_a_reading_clears_it():
+    state, _ = run([(0, 2)])
+    assert gas.silence(state, "gas-001", f.at(179), CFG)[1] == []
+    state, alerts = gas.silence(state, "gas-001", f.at(500), CFG)
+    assert [(a.type, a.state.value, a.at) for a in alerts] == [("sensor-offline", "firing", f.at(180))]
+    assert gas.silence(state, "gas-001", f.at(900), CFG)[1] == []  # once
+    _, out = run([(600, 2)], state=state)
+    assert out == [(600, "sensor-offline", "cleared")]
+
+
+def test_last_will_raises_offline_at_once():
+    state, _ = run([(0, 2)])
+    state, alerts = gas.status(state, "gas-001", False, f.at(5), CFG)
+    assert [(a.type, a.state.value, a.details["reason"]) for a in alerts] == [("sensor-offline", "firing", "last-will")]
+    assert gas.status(state, "gas-001", True, f.at(6), CFG)[1] == []  # online alone clears nothing
+    assert run([(7, 2)], state=state)[1] == [(7, "sensor-offline", "cleared")]
+
+
+def test_a_flapping_sensor_raises_one_flapping_alert_not_dozens():
+    state, out = GasState(), []
+    for i in range(12):  # offline and back every 30 s for 6 minutes
+        state, a = gas.status(state, "gas-001", False, f.at(i * 30), CFG)
+        out += a
+        state, a = gas.step(state, reading(2, i * 30 + 10), CFG)
+        out += a
+    kinds = [(x.type, x.state.value) for x in out]
+    assert kinds.count(("sensor-flapping", "firing")) == 1
+    assert kinds.count(("sensor-offline", "firing")) == 2  # before the pattern was clear
+    state, a = gas.step(state, reading(2, 12 * 30 + 600), CFG)  # quiet for the flap window
+    assert [(x.type, x.state.value) for x in a] == [("sensor-flapping", "cleared")]
+
+
+# ---------------------------------------------------------------- battery
+def test_low_battery_with_hysteresis():
+    state, out = GasState(), []
+    for t, b in enumerate([30, 19, 21, 19, 24, 26, 18]):
+        state, a = gas.step(state, reading(2, t * 10, battery=b), CFG)
+        out += [(x.type, x.state.value) for x in a]
+    assert out == [("low-battery", "firing"), ("low-battery", "cleared"), ("low-battery", "firing")]
+
+
+# ---------------------------------------------------------------- properties
+values = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True, width=32),
+                   st.floats(min_value=0, max_value=100))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(min_value=0.1, max_value=900), values,
+                          st.sampled_from(["reading", "silence", "offline"])), max_size=60))
+def test_any_series_gives_alternating_transitions_and_never_raises(events):
+    state, t, alerts = GasState(), 0.0, []
+    for gap, value, what in events:
+        t += gap
+        if what == "reading":
+            state, a = gas.step(state, reading(value, t, battery=50), CFG)
+        elif what == "silence":
+            state, a = gas.silence(state, "gas-001", f.at(t), CFG)
+        else:
+            state, a = gas.status(state, "gas-001", False, f.at(t), CFG)
+        alerts += a
+        msgspec.json.decode(msgspec.json.encode(state), type=GasState)  # state always serialisable
+    last: dict[str, AlertState] = {}
+    positions: dict[str, str] = {}
+    for alert in alerts:
+        expected = AlertState.CLEARED if last.get(alert.alert_id) is AlertState.FIRING else AlertState.FIRING
+        assert alert.state is expected, alert
+        last[alert.alert_id] = alert.state
+        assert notify.should_notify(positions.get(alert.alert_id), alert)
+        positions[alert.alert_id] = notify.position(alert)
+
+
+def test_state_survives_serialisation_mid_alarm():
+    state, _ = run([(0, 30), (10, 30)])
+    restored = msgspec.json.decode(msgspec.json.encode(state), type=GasState)
+    assert run([(20, 35)], state=restored)[1] == []  # already firing: not raised again
+    assert run([(20, 5), (80, 5)], state=restored)[1] == [(80, "gas-level-1", "cleared")]
+
+
+def test_step_does_not_mutate_its_input():
+    state, _ = run([(0, 30)])
+    before = msgspec.json.encode(state)
+    gas.step(state, reading(30, 10), CFG)
+    assert msgspec.json.encode(state) == before
