@@ -53,6 +53,18 @@ def build_fleet(spec: FleetSpec) -> list[Simulator]:
     return sims
 
 
+def registry_for(spec: FleetSpec) -> dict:
+    """A device registry listing the fleet (gas sensors two to a building, so alarms correlate)."""
+    districts = ("xuhui", "jingan", "pudong", "huangpu")
+    devices = []
+    for i, sim in enumerate(build_fleet(spec)):
+        entry: dict = {"id": sim.device_id, "kind": sim.kind.value, "district": districts[i % len(districts)]}
+        if isinstance(sim, GasSensorSim):
+            entry |= {"site": f"bldg-{i // 2:03d}", "interval_s": round(sim.period_s * 2, 3)}
+        devices.append(entry)
+    return {"devices": devices}
+
+
 def run_fleet(settings: MqttSettings, spec: FleetSpec, stop: threading.Event,
               duration: float | None = None) -> dict[str, int]:
     """Publish until ``stop`` is set (or ``duration`` passes); return messages sent per kind."""

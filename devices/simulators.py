@@ -109,7 +109,7 @@ class GasSensorSim(Simulator):
             if self._leak >= self._peak:
                 self._rising = False
         elif self._leak > 0:
-            self._leak = max(0.0, self._leak * 0.8 - 0.5)
+            self._leak = max(0.0, self._leak * 0.9 - 0.2)  # ventilation
         self.battery = max(0.0, self.battery - 0.001)
         self.seq += 1
         value = self._baseline + self._leak

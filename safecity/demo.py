@@ -24,7 +24,9 @@ from rich.panel import Panel
 from rich.table import Table
 
 from deploy import services
-from devices.fleet import FleetSpec, run_fleet
+import yaml
+
+from devices.fleet import FleetSpec, registry_for, run_fleet
 from models import topics
 from models.settings import Settings
 from safecity.mqtt import make_mqtt_client
@@ -100,9 +102,10 @@ class Watcher:
         self.client.loop_stop()
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+def _spawn(args: list[str], log: Path, extra_env: dict[str, str]) -> subprocess.Popen:
     root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+               **extra_env)
     with open(log, "ab") as fh:
         return subprocess.Popen([sys.executable, "-m", "safecity.cli", *args], stdout=fh, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
@@ -125,10 +128,15 @@ def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = Non
                     service.start()
                     started_services.append(service)
         console.print(f"services up; logs in {run_dir}")
-        children.append(_spawn(["ingest"], run_dir / "ingest.log"))
-        children.append(_spawn(["worker"], run_dir / "worker.log"))
-        watcher = Watcher(settings)
         spec = FleetSpec(rate=rate, malformed_fraction=0.01)
+        env = {}
+        if settings.registry is None:  # the embedded default: a registry of the simulated city
+            registry = run_dir / "demo-registry.yaml"
+            registry.write_text(yaml.safe_dump(registry_for(spec), sort_keys=False))
+            env["SAFECITY_REGISTRY"] = str(registry)
+        children.append(_spawn(["ingest"], run_dir / "ingest.log", env))
+        children.append(_spawn(["worker"], run_dir / "worker.log", env))
+        watcher = Watcher(settings)
         fleet = threading.Thread(target=run_fleet, args=(settings.mqtt, spec, stop), daemon=True)
         fleet.start()
         began = time.monotonic()
