@@ -18,7 +18,7 @@ import numpy as np
 
 from devices import tamper as tp
 from processors.rules import image as im
-from scripts.camera_photos import photos
+from scripts.camera_photos import photos, videos
 
 
 def jpeg(image: np.ndarray, quality: int = 60) -> np.ndarray:
@@ -85,8 +85,64 @@ def table(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def read_frames(path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            return frames
+        frames.append(frame)
+
+
+def evaluate_motion(still: int = 60) -> list[dict]:
+    """Each clip spliced between still shots of its first and last frame (sensor noise added, and a
+    sudden light change in the second): motion is visibly present exactly in the clip's frames."""
+    from datetime import UTC, datetime, timedelta
+
+    from processors.rules.motion import MotionTracker
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, path in videos().items():
+        clip = read_frames(path)
+
+        def noisy(frame: np.ndarray, light: float = 1.0) -> np.ndarray:
+            return np.clip(frame * light + rng.normal(0, 2.0, frame.shape), 0, 255).astype(np.uint8)
+
+        before = [noisy(clip[0]) for _ in range(still)]
+        after = [noisy(clip[-1], 1.0 if i < still // 2 else 1.6) for i in range(still)]
+        frames = before + clip + after
+        truth = [False] * still + [True] * len(clip) + [False] * still
+        tracker, t0 = MotionTracker(), datetime(2026, 1, 1, tzinfo=UTC)
+        detected, events = [], []
+        for i, frame in enumerate(frames):
+            result, evs = tracker.update(frame, t0 + timedelta(seconds=i / 25))
+            detected.append(bool(result.boxes))
+            events += [(i, e.state) for e in evs]
+        moving = sum(d and t for d, t in zip(detected, truth, strict=True))
+        false = sum(d and not t for d, t in zip(detected, truth, strict=True))
+        starts = [i for i, s in events if s == "start"]
+        ends = [i for i, s in events if s == "end"]
+        rows.append({"clip": name, "frames": len(clip), "motion frames found": moving / len(clip),
+                     "false motion frames": false / (2 * still), "events": len(starts),
+                     "start delay (frames)": (starts[0] - still) if starts else None,
+                     "end delay (frames)": (ends[-1] - still - len(clip)) if ends else None})
+    return rows
+
+
+def motion_table(rows: list[dict]) -> str:
+    head = list(rows[0])
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    for r in rows:
+        lines.append("| " + " | ".join(f"{v:.0%}" if isinstance(v, float) else str(v) for v in r.values()) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     print(table(evaluate()))
+    print()
+    print(motion_table(evaluate_motion()))
 
 
 if __name__ == "__main__":
