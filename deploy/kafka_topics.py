@@ -23,6 +23,8 @@ def topic_configs() -> dict[str, dict[str, str]]:
     configs[topics.KAFKA_DEAD_LETTERS] = {"retention.ms": str(30 * DAY_MS)}
     configs[topics.KAFKA_GAS_TICKS] = {"retention.ms": str(DAY_MS)}
     configs[topics.KAFKA_SITE_ALARMS] = {"retention.ms": str(7 * DAY_MS)}
+    configs[topics.KAFKA_MOTION] = {"retention.ms": str(30 * DAY_MS)}
+    configs[topics.KAFKA_TOPICS[topics.MessageKind.FRAME]]["retention.ms"] = str(DAY_MS)
     return configs
 
 

@@ -151,6 +151,35 @@ class GasReading(Struct, kw_only=True):
         return self.measured_at
 
 
+class CameraFrame(Struct, kw_only=True):
+    """A frame from a street or checkpoint camera, published at a low rate for image analytics."""
+
+    camera_id: DeviceId
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+    captured_at: AwareDatetime
+    #: JPEG or PNG bytes, base64 in JSON; at most MAX_SNAPSHOT_BYTES once decoded.
+    image: Annotated[bytes, msgspec.Meta(max_length=MAX_SNAPSHOT_BYTES)]
+    ingested_at: AwareDatetime | None = None
+
+    @property
+    def device_id(self) -> str:
+        return self.camera_id
+
+    @property
+    def event_time(self) -> datetime:
+        return self.captured_at
+
+
+class MotionEvent(Struct, kw_only=True):
+    """Motion started or ended in a camera's view (boxes in frame pixels: x, y, width, height)."""
+
+    camera_id: DeviceId
+    state: Annotated[str, msgspec.Meta(pattern=r"^(start|end)$")]
+    at: AwareDatetime
+    boxes: list[tuple[int, int, int, int]] = []
+    area: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
+
+
 class DeviceStatus(Struct, kw_only=True):
     """Retained availability; the device's MQTT last will publishes ``offline``."""
 
@@ -164,12 +193,13 @@ class DeviceStatus(Struct, kw_only=True):
         return self.at
 
 
-Event = PlateRead | HotelRegistration | GasReading | DeviceStatus
+Event = PlateRead | HotelRegistration | GasReading | CameraFrame | DeviceStatus
 
 EVENT_TYPES: dict[MessageKind, type[Event]] = {
     MessageKind.PLATE_READ: PlateRead,
     MessageKind.REGISTRATION: HotelRegistration,
     MessageKind.GAS_READING: GasReading,
+    MessageKind.FRAME: CameraFrame,
     MessageKind.STATUS: DeviceStatus,
 }
 

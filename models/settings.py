@@ -84,6 +84,13 @@ class GasSettings(_Section):
     site_window_s: float = Field(300.0, ge=1, le=86400, description="window for correlating alarms at one site")
 
 
+class CameraSettings(_Section):
+    bad_frames: int = Field(3, ge=1, le=1000, description="consecutive bad frames before a camera alert")
+    good_frames: int = Field(3, ge=1, le=1000, description="consecutive good frames before it clears")
+    frozen_s: float = Field(60.0, gt=0, le=86400, description="identical frames for this long: frozen")
+    motion: bool = Field(True, description="run motion detection on published frames")
+
+
 class LocalServices(_Section):
     """Where `safecity services` runs the local servers (development, demo and tests)."""
 
@@ -106,6 +113,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     ingest: IngestSettings = IngestSettings()
     gas: GasSettings = GasSettings()
+    camera: CameraSettings = CameraSettings()
     services: LocalServices = LocalServices()
     registry: Path | None = Field(None, description="device registry (YAML or CSV); set: unknown devices are rejected")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")

@@ -7,6 +7,7 @@ MQTT layout (device side)::
     kind      message       payload
     --------  ------------  ---------------------------------------------
     camera    plate-read    PlateRead (JSON, optional base64 JPEG snapshot)
+    camera    frame         CameraFrame (JSON, base64 JPEG/PNG; low-rate frames for analytics)
     hotel     registration  HotelRegistration (JSON)
     gas       reading       GasReading (JSON)
     <any>     status        DeviceStatus (JSON, retained; last will = offline)
@@ -38,12 +39,13 @@ class MessageKind(enum.StrEnum):
     PLATE_READ = "plate-read"
     REGISTRATION = "registration"
     GAS_READING = "reading"
+    FRAME = "frame"
     STATUS = "status"
 
 
 # Which messages each device kind may publish.
 ALLOWED: dict[DeviceKind, frozenset[MessageKind]] = {
-    DeviceKind.CAMERA: frozenset({MessageKind.PLATE_READ, MessageKind.STATUS}),
+    DeviceKind.CAMERA: frozenset({MessageKind.PLATE_READ, MessageKind.FRAME, MessageKind.STATUS}),
     DeviceKind.HOTEL: frozenset({MessageKind.REGISTRATION, MessageKind.STATUS}),
     DeviceKind.GAS: frozenset({MessageKind.GAS_READING, MessageKind.STATUS}),
 }
@@ -53,12 +55,14 @@ KAFKA_TOPICS: dict[MessageKind, str] = {
     MessageKind.PLATE_READ: "safecity.plate-reads.v1",
     MessageKind.REGISTRATION: "safecity.registrations.v1",
     MessageKind.GAS_READING: "safecity.gas-readings.v1",
+    MessageKind.FRAME: "safecity.camera-frames.v1",
     MessageKind.STATUS: "safecity.device-status.v1",
 }
 KAFKA_ALERTS = "safecity.alerts.v1"
 KAFKA_DEAD_LETTERS = "safecity.dead-letters.v1"
 KAFKA_GAS_TICKS = "safecity.gas-silence-checks.v1"  # per sensor, co-partitioned with gas readings
 KAFKA_SITE_ALARMS = "safecity.gas-site-alarms.v1"  # gas alarm transitions keyed by site
+KAFKA_MOTION = "safecity.camera-motion.v1"  # motion-start / motion-end events, keyed by camera
 
 #: What ingest subscribes to: every device kind's namespace (not alerts/ or system/, our outputs).
 INGEST_SUBSCRIPTIONS = tuple(f"{PREFIX}/{kind.value}/+/+" for kind in DeviceKind)

@@ -26,7 +26,9 @@ from models import schemas, topics
 from models.schemas import Alert, DeviceState, SchemaError
 from models.settings import Settings
 from models.topics import MessageKind
-from processors.rules import correlation, gas, metrics, notify
+from processors.rules import camera, correlation, gas, metrics, notify
+from processors.rules import image as image_rules
+from processors.rules.motion import MotionTracker
 from processors.sinks import MetricSink
 from safecity.registry import RegistryFile
 
@@ -97,6 +99,11 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
     gas_state = app.Table("gas-state", key_type=bytes, value_type=bytes, partitions=k.partitions)
     site_state = app.Table("gas-site-state", key_type=bytes, value_type=bytes, partitions=k.partitions)
     notified = app.Table("alerts-notified", key_type=bytes, value_type=bytes, partitions=k.partitions)
+    camera_state = app.Table("camera-state", key_type=bytes, value_type=bytes, partitions=k.partitions)
+    trackers: dict[str, MotionTracker] = {}  # motion backgrounds live in memory, relearnt after a restart
+    motion_topic = topic(topics.KAFKA_MOTION)
+    camera_cfg = camera.CameraConfig(bad_frames=settings.camera.bad_frames, good_frames=settings.camera.good_frames,
+                                     frozen_s=settings.camera.frozen_s)
     gas_ticks = topic(topics.KAFKA_GAS_TICKS)
     site_alarms = topic(topics.KAFKA_SITE_ALARMS)
     registry = RegistryFile(settings.registry)
@@ -185,8 +192,47 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
     async def plate_reads(stream: faust.StreamT) -> None:
         async for raw in stream:
             read = await decode(MessageKind.PLATE_READ, raw, topics.KAFKA_TOPICS[MessageKind.PLATE_READ])
-            if read is not None:
-                sink().add(metrics.plate_read_points(read))
+            if read is None:
+                continue
+            sink().add(metrics.plate_read_points(read))
+            if read.snapshot_jpeg is not None:  # every plate read's snapshot is a look at its camera
+                await analyse_image(read.camera_id, read.checkpoint_id, read.snapshot_jpeg, read.captured_at,
+                                    topics.KAFKA_TOPICS[MessageKind.PLATE_READ])
+
+    async def analyse_image(camera_id: str, device_id: str, data: bytes, at: datetime, source: str,
+                            motion: bool = False) -> None:
+        try:
+            frame = image_rules.decode_image(data)
+        except image_rules.ImageError as exc:
+            dl = schemas.dead_letter(STAGE, exc.code, f"camera {camera_id}: {exc}", source, data, datetime.now(UTC))
+            await dead_letter_topic.send(key=source.encode(), value=schemas.encode(dl))
+            logger.warning("dead letter %s: image from camera %s", exc.code, camera_id)
+            return
+        key = camera_id.encode()
+        stored = camera_state.get(key)
+        state = msgspec.json.decode(stored, type=camera.CameraState) if stored else camera.CameraState()
+        new_state, alerts, health = camera.observe(state, camera_id, frame, at, camera_cfg)
+        camera_state[key] = msgspec.json.encode(new_state)
+        entry = registry.get(camera_id) or registry.get(device_id)
+        sink().add(metrics.camera_points(camera_id, entry.district if entry else None, health.scores,
+                                         health.problems, at))
+        await send_alerts(alerts)
+        if motion:
+            tracker = trackers.setdefault(camera_id, MotionTracker())
+            _, events = tracker.update(frame, at)
+            for ev in events:
+                event = schemas.MotionEvent(camera_id=camera_id, state=ev.state, at=ev.at,
+                                            boxes=[tuple(b) for b in ev.boxes], area=round(ev.area, 4))
+                await motion_topic.send(key=key, value=schemas.encode(event))
+                sink().add(metrics.motion_points(event))
+
+    @app.agent(event_topics[MessageKind.FRAME], name="camera-frames")
+    async def camera_frames(stream: faust.StreamT) -> None:
+        async for raw in stream:
+            frame = await decode(MessageKind.FRAME, raw, topics.KAFKA_TOPICS[MessageKind.FRAME])
+            if frame is not None:
+                await analyse_image(frame.camera_id, frame.camera_id, frame.image, frame.captured_at,
+                                    topics.KAFKA_TOPICS[MessageKind.FRAME], motion=settings.camera.motion)
 
     @app.agent(event_topics[MessageKind.REGISTRATION], name="registrations")
     async def registrations(stream: faust.StreamT) -> None:

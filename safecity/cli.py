@@ -17,6 +17,8 @@ services_app = typer.Typer(no_args_is_help=True, help="Local Mosquitto, Kafka an
 app.add_typer(services_app, name="services")
 gas_app = typer.Typer(no_args_is_help=True, help="Gas safety rules.")
 app.add_typer(gas_app, name="gas")
+camera_app = typer.Typer(no_args_is_help=True, help="Camera image health and simulated cameras.")
+app.add_typer(camera_app, name="camera")
 
 
 def _logging(level: str) -> None:
@@ -141,6 +143,65 @@ def gas_replay(file: Path = typer.Argument(..., help="CSV: time,sensor_id,gas,va
         raise typer.Exit(2) from None
     for alert in gas_replay.replay(rows, GasConfig(interval_s=interval)):
         typer.echo(json.dumps(gas_replay.as_line(alert)))
+
+
+@camera_app.command("check")
+def camera_check(image: Path = typer.Argument(..., help="JPEG or PNG"),
+                 reference: Path | None = typer.Option(None, help="the camera's healthy view, for scene-changed")) -> None:
+    """Run the single-image health checks (default settings); print one JSON object."""
+    import json
+
+    from processors.rules import image as im
+
+    def load(path: Path):
+        try:
+            return im.decode_image(path.read_bytes())
+        except OSError as exc:
+            typer.echo(f"error: cannot read {path}: {exc.strerror}", err=True)
+        except im.ImageError as exc:
+            typer.echo(f"error: {path} is not a readable image ({exc.code}: {exc})", err=True)
+        raise typer.Exit(2)
+
+    frame = load(image)
+    ref = im.gradient_fingerprint(load(reference)) if reference is not None else None
+    health = im.check(frame, ref)
+    typer.echo(json.dumps({"healthy": health.healthy, "problems": health.problems, "scores": health.scores}))
+
+
+@camera_app.command("simulate")
+def camera_simulate(source: Path = typer.Argument(..., help="a video file or a folder of images"),
+                    camera_id: str = typer.Option("cam-001", help="device id (and MQTT client id)"),
+                    fps: float = typer.Option(1.0, min=0.01, max=30), count: int | None = typer.Option(None),
+                    tamper: list[str] = typer.Option([], help="KIND:FROM:TO frame indexes, e.g. cover:10:20; "
+                                                             "kinds: cover spray blur move dark signal-loss freeze")) -> None:
+    """Publish frames of a simulated camera over MQTT at ``fps``, tampered as scheduled."""
+    import time
+    from datetime import UTC, datetime
+
+    from devices.camera import TAMPERS, SimulatedCamera, TamperWindow
+    from devices.client import DeviceClient
+    from models.topics import DeviceKind, MessageKind
+
+    windows = []
+    for spec in tamper:
+        kind, _, span = spec.partition(":")
+        start, _, end = span.partition(":")
+        if kind not in {*TAMPERS, "freeze"} or not start.isdigit() or not end.isdigit():
+            typer.echo(f"error: bad --tamper {spec!r}", err=True)
+            raise typer.Exit(2)
+        windows.append(TamperWindow(kind, int(start), int(end)))
+    settings = load_settings()
+    _logging(settings.log_level)
+    cam = SimulatedCamera(camera_id, source, fps, tuple(windows))
+    client = DeviceClient(settings.mqtt, DeviceKind.CAMERA, camera_id).start()
+    try:
+        for frame in cam.frames(datetime.now(UTC), count):
+            client.publish(MessageKind.FRAME, frame)
+            time.sleep(1 / fps)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.close()
 
 
 def main() -> None:

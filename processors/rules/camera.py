@@ -45,14 +45,21 @@ class CameraState(msgspec.Struct):
     firing: dict[str, datetime] = {}
     reference: bytes | None = None  # float16 gradient fingerprint
     reference_count: int = 0
-    thumb: bytes | None = None  # last frame, 64x48 grey
+    thumb: bytes | None = None  # last frame's central 64x64 grey pixels, at full resolution
     same_since: datetime | None = None
     last_at: datetime | None = None
 
 
 def _thumb(image: np.ndarray) -> np.ndarray:
+    """The central 64x64 pixels at full resolution: a live camera's sensor noise changes them
+    every frame (downscaling would average the noise away and make a still scene look frozen)."""
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return cv2.resize(gray, (64, 48), interpolation=cv2.INTER_AREA)
+    h, w = gray.shape
+    y, x = max(0, h // 2 - 32), max(0, w // 2 - 32)
+    crop = np.zeros((64, 64), np.uint8)
+    part = gray[y:y + 64, x:x + 64]
+    crop[: part.shape[0], : part.shape[1]] = part
+    return crop
 
 
 def _reference(state: CameraState) -> np.ndarray | None:
@@ -71,7 +78,7 @@ def observe(state: CameraState, camera_id: str, image: np.ndarray, at: datetime,
 
     thumb = _thumb(image)
     if s.thumb is not None and s.last_at is not None:
-        diff = float(np.abs(thumb.astype(np.int16) - np.frombuffer(s.thumb, np.uint8).reshape(48, 64)).mean())
+        diff = float(np.abs(thumb.astype(np.int16) - np.frombuffer(s.thumb, np.uint8).reshape(64, 64)).mean())
         health.scores["frame_change"] = round(diff, 3)
         if diff < cfg.frozen_diff:
             s.same_since = s.same_since or s.last_at

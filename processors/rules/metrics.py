@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from models.schemas import Alert, DeadLetter, DeviceStatus, GasReading, HotelRegistration, PlateRead
+from models.schemas import Alert, DeadLetter, DeviceStatus, GasReading, HotelRegistration, MotionEvent, PlateRead
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +67,16 @@ def alert_points(alert: Alert) -> list[MetricPoint]:
 def dead_letter_points(dl: DeadLetter) -> list[MetricPoint]:
     return [MetricPoint("dead_letters", {"stage": dl.stage, "reason": dl.reason_code},
                         {"count": 1, "payload_size": dl.payload_size}, dl.at)]
+
+
+def camera_points(camera_id: str, district: str | None, scores: dict[str, float], problems: list[str],
+                  at: datetime) -> list[MetricPoint]:
+    tags = {"camera_id": camera_id} | ({"district": district} if district else {})
+    fields: dict = {k: float(v) for k, v in scores.items()} | {"healthy": int(not problems),
+                                                                "problems": len(problems)}
+    return [MetricPoint("camera_health", tags, fields, at)]
+
+
+def motion_points(event: MotionEvent) -> list[MetricPoint]:
+    return [MetricPoint("camera_motion", {"camera_id": event.camera_id, "state": event.state},
+                        {"count": 1, "area": event.area, "boxes": len(event.boxes)}, event.at)]
