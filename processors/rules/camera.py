@@ -11,7 +11,7 @@ frozen -> ``camera-frozen``. A frame with a tamper problem counts only towards
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import cv2
@@ -45,6 +45,8 @@ class CameraState(msgspec.Struct):
     firing: dict[str, datetime] = {}
     reference: bytes | None = None  # float16 gradient fingerprint
     reference_count: int = 0
+    flat_baseline: float = 0.0  # this view's usual featureless share (a smooth wall or road is normal)
+    sharp_baseline: float = 0.0  # this camera's usual sharpness (lens, compression)
     thumb: bytes | None = None  # last frame's central 64x64 grey pixels, at full resolution
     same_since: datetime | None = None
     last_at: datetime | None = None
@@ -72,8 +74,9 @@ def observe(state: CameraState, camera_id: str, image: np.ndarray, at: datetime,
             cfg: CameraConfig = CameraConfig()) -> tuple[CameraState, list[Alert], im.Health]:
     """Apply one frame: return the new state, alert transitions and the frame's health."""
     s = copy.deepcopy(state)
-    ref = _reference(s) if s.reference_count >= cfg.reference_frames else None
-    health = im.check(image, ref, cfg.thresholds)
+    learnt = s.reference_count >= cfg.reference_frames
+    ref = _reference(s) if learnt else None
+    health = im.check(image, ref, _thresholds(s, cfg, learnt))
     problems = list(health.problems)
 
     thumb = _thumb(image)
@@ -89,11 +92,11 @@ def observe(state: CameraState, camera_id: str, image: np.ndarray, at: datetime,
     s.thumb, s.last_at = thumb.tobytes(), at
 
     if not problems:
-        _learn_reference(s, image, cfg)
+        _learn_reference(s, image, health, cfg)
 
     types = {ALERT_FOR[p] for p in problems}
     if "camera-tampered" in types:
-        types &= {"camera-tampered", "camera-frozen"}
+        types = {"camera-tampered"}  # a covered or lost view is also dark, flat and unchanging
     alerts: list[Alert] = []
     for alert_type in SEVERITY:
         if alert_type in types:
@@ -115,13 +118,26 @@ def observe(state: CameraState, camera_id: str, image: np.ndarray, at: datetime,
     return s, alerts, health
 
 
-def _learn_reference(s: CameraState, image: np.ndarray, cfg: CameraConfig) -> None:
+def _thresholds(s: CameraState, cfg: CameraConfig, learnt: bool) -> im.Thresholds:
+    """Occlusion and blur judged against this camera's own healthy view once it is learnt (a view
+    of smooth walls is not 'occluded', a soft lens not 'blurred'); lenient while learning, so
+    only a nearly total cover or a grossly blurred image counts then."""
+    t = cfg.thresholds
+    if not learnt:
+        return replace(t, occlusion=0.95, blur=t.blur * 0.6)
+    return replace(t, occlusion=min(0.95, max(t.occlusion, s.flat_baseline + 0.25)),
+                   blur=min(t.blur, s.sharp_baseline * 0.4))
+
+
+def _learn_reference(s: CameraState, image: np.ndarray, health: im.Health, cfg: CameraConfig) -> None:
     fp = im.gradient_fingerprint(image)
     ref = _reference(s)
+    rate = 1.0 / (s.reference_count + 1) if s.reference_count < cfg.reference_frames else cfg.reference_rate
+    s.flat_baseline += rate * (health.scores["occlusion"] - s.flat_baseline)
+    s.sharp_baseline += rate * (health.scores["blur"] - s.sharp_baseline)
     if ref is None:
         new = fp
     else:
-        rate = 1.0 / (s.reference_count + 1) if s.reference_count < cfg.reference_frames else cfg.reference_rate
         new = (1 - rate) * ref + rate * fp
         new = new - new.mean()
         new /= max(float(np.linalg.norm(new)), 1e-6)
