@@ -201,8 +201,9 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
 
     async def analyse_image(camera_id: str, device_id: str, data: bytes, at: datetime, source: str,
                             motion: bool = False) -> None:
-        try:
-            frame = image_rules.decode_image(data)
+        try:  # analytics work at ~640 px: large JPEGs are decoded reduced, in the DCT
+            frame = image_rules.decode_image(data, min_side=image_rules.WORK_WIDTH)
+            scale = image_rules.image_header(data)[1] / frame.shape[1]
         except image_rules.ImageError as exc:
             dl = schemas.dead_letter(STAGE, exc.code, f"camera {camera_id}: {exc}", source, data, datetime.now(UTC))
             await dead_letter_topic.send(key=source.encode(), value=schemas.encode(dl))
@@ -221,8 +222,9 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
             tracker = trackers.setdefault(camera_id, MotionTracker())
             _, events = tracker.update(frame, at)
             for ev in events:
-                event = schemas.MotionEvent(camera_id=camera_id, state=ev.state, at=ev.at,
-                                            boxes=[tuple(b) for b in ev.boxes], area=round(ev.area, 4))
+                boxes = [tuple(round(v * scale) for v in b) for b in ev.boxes]  # in the camera's pixels
+                event = schemas.MotionEvent(camera_id=camera_id, state=ev.state, at=ev.at, boxes=boxes,
+                                            area=round(ev.area, 4))
                 await motion_topic.send(key=key, value=schemas.encode(event))
                 sink().add(metrics.motion_points(event))
 
