@@ -17,6 +17,8 @@ VALID = [
     (MessageKind.GAS_READING, f.gas_reading(value=None)),
     (MessageKind.STATUS, f.status()),
     (MessageKind.STATUS, {"device_id": "cp-001", "state": "offline"}),  # a last will carries no time
+    (MessageKind.FRAME, {"camera_id": "cam-1", "seq": 3, "captured_at": f.iso(f.T0),
+                         "image": base64.b64encode(b"\xff\xd8\xff...").decode()}),
 ]
 
 INVALID = [
@@ -34,6 +36,8 @@ INVALID = [
     (MessageKind.GAS_READING, f.gas_reading(battery=140), "battery"),
     (MessageKind.GAS_READING, f.gas_reading(colour="red"), "colour"),  # unknown fields are errors
     (MessageKind.STATUS, f.status(state="sleeping"), "state"),
+    (MessageKind.FRAME, {"camera_id": "cam-1", "seq": -1, "captured_at": f.iso(f.T0), "image": ""}, "seq"),
+    (MessageKind.FRAME, {"camera_id": "cam-1", "seq": 1, "captured_at": f.iso(f.T0)}, "image"),
 ]
 
 
