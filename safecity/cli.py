@@ -204,6 +204,86 @@ def camera_simulate(source: Path = typer.Argument(..., help="a video file or a f
         client.close()
 
 
+id_app = typer.Typer(no_args_is_help=True, help="Resident identity numbers (GB 11643).")
+app.add_typer(id_app, name="id")
+plate_app = typer.Typer(no_args_is_help=True, help="Vehicle plates (GA 36).")
+app.add_typer(plate_app, name="plate")
+
+
+@id_app.command("check")
+def id_check(number: str) -> None:
+    """Validate a resident ID number; print one JSON object."""
+    import json
+
+    from processors.rules.idnumber import check_id
+
+    typer.echo(json.dumps(check_id(number).as_json(), ensure_ascii=False))
+
+
+@plate_app.command("check")
+def plate_check(plate: str) -> None:
+    """Validate and classify a plate; print one JSON object."""
+    import json
+
+    from processors.rules.plates import check_plate
+
+    typer.echo(json.dumps(check_plate(plate).as_json(), ensure_ascii=False))
+
+
+watchlist_app = typer.Typer(no_args_is_help=True, help="Watch lists: match, import, delete.")
+app.add_typer(watchlist_app, name="watchlist")
+
+
+def _read_list(path: Path, kind: str):
+    from processors.rules import watchlist as wl
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        return text, (wl.parse_vehicles(text) if kind == "vehicles" else wl.parse_persons(text))
+    except OSError as exc:
+        typer.echo(f"error: cannot read {path}: {exc.strerror}", err=True)
+    except UnicodeDecodeError:
+        typer.echo(f"error: {path} is not UTF-8 text", err=True)
+    except wl.WatchlistError as exc:
+        typer.echo(f"error: {path}: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+@watchlist_app.command("match")
+def watchlist_match(vehicles: Path | None = typer.Option(None, help="vehicle list CSV"),
+                    persons: Path | None = typer.Option(None, help="person list CSV"),
+                    plate: str | None = typer.Option(None), id: str | None = typer.Option(None, "--id"),
+                    name: str | None = typer.Option(None), birth_date: str | None = typer.Option(None),
+                    nationality: str | None = typer.Option(None)) -> None:
+    """Match one plate or one person against a list; print a JSON array of matches, best first."""
+    import json
+    from datetime import date
+
+    from processors.rules import watchlist as wl
+
+    if (vehicles is None) == (persons is None):
+        typer.echo("error: give exactly one of --vehicles or --persons", err=True)
+        raise typer.Exit(2)
+    if vehicles is not None:
+        if not plate:
+            typer.echo("error: --vehicles needs --plate", err=True)
+            raise typer.Exit(2)
+        matches = wl.VehicleIndex(_read_list(vehicles, "vehicles")[1]).match(plate)
+    else:
+        if not (id or name):
+            typer.echo("error: --persons needs --id or --name", err=True)
+            raise typer.Exit(2)
+        try:
+            born = date.fromisoformat(birth_date) if birth_date else None
+        except ValueError:
+            typer.echo("error: --birth-date must be YYYY-MM-DD", err=True)
+            raise typer.Exit(2) from None
+        matches = wl.PersonIndex(_read_list(persons, "persons")[1]).match(id, name, born, nationality)
+    out = [{"entry_id": m.entry_id, "score": m.score, "kind": m.kind, "alert": m.alert,
+            "explanation": m.explanation} for m in matches]
+    typer.echo(json.dumps(out, ensure_ascii=False))
+
+
 def main() -> None:
     app()
 

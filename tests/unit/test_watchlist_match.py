@@ -1,0 +1,151 @@
+"""Watch-list matching: vehicles (exact, OCR look-alikes, province, candidates) and persons."""
+
+import json
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from processors.rules import watchlist as wl
+
+ROOT = Path(__file__).resolve().parents[2]
+VEHICLES = """entry_id,plate,category,priority,valid_from,valid_until
+v-1,京A8B123,stolen-vehicle,1,2026-01-01,
+v-2,粤BD12345,wanted-vehicle,2,,
+v-3,沪A12345,stolen-vehicle,3,2020-01-01,2021-01-01
+v-4,京A8B124,wanted-vehicle,2,,
+"""
+PERSONS = """entry_id,name,id_number,birth_date_from,birth_date_to,category,priority,valid_from,valid_until
+p-1,,11010519491231002X,,,wanted-person,1,,
+p-2,张伟,,1980-01-01,1985-12-31,missing-person,2,,
+p-3,李娜,,,,wanted-person,3,,
+p-4,SMITH JOHN,E12345678,,,wanted-person,2,,
+"""
+NOW = datetime(2026, 11, 29, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def vehicles():
+    return wl.VehicleIndex(wl.parse_vehicles(VEHICLES))
+
+
+@pytest.fixture(scope="module")
+def persons():
+    text = PERSONS.replace("category,priority,valid_from,valid_until",
+                           "category,priority,valid_from,valid_until,id_type,nationality")
+    lines = text.strip().split("\n")
+    lines = [lines[0]] + [ln + (",passport,USA" if ln.startswith("p-4") else ",,") for ln in lines[1:]]
+    return wl.PersonIndex(wl.parse_persons("\n".join(lines) + "\n"))
+
+
+def best(matches):
+    return (matches[0].entry_id, matches[0].kind, matches[0].alert) if matches else None
+
+
+@pytest.mark.parametrize(("read", "expected", "why"), [
+    ("京A8B123", ("v-1", "exact", True), "exact plate match"),
+    ("京A·8B 123", ("v-1", "exact", True), "exact plate match"),
+    ("京A88123", ("v-1", "ocr-equivalent", True), "8→B at position 4"),
+    ("粤BD1234S", ("v-2", "ocr-equivalent", True), "S→5 at position 8"),
+    ("粤BD1Z345", ("v-2", "ocr-equivalent", True), "Z→2"),
+    ("A8B123", ("v-1", "partial", True), "province missing"),
+    ("粤A8B123", ("v-1", "partial", True), "province 粤→京"),
+    ("京A8B12E", ("v-1", "candidate", False), "not an OCR look-alike"),
+    ("沪A12345", None, ""),  # expired entry never matches
+    ("鲁C99999", None, ""),
+])
+def test_vehicle_matches(vehicles, read, expected, why):
+    matches = vehicles.match(read, NOW)
+    assert best(matches) == expected
+    if expected:
+        assert why.split("→")[0] in matches[0].explanation or why in matches[0].explanation
+
+
+def test_forced_look_alikes_score_higher_than_ambiguous_ones(vehicles):
+    # S in an all-digit position can only be a misread 5; 8 for B in an ordinary serial could be real
+    forced = vehicles.match("粤BD1234S", NOW)[0].score
+    ambiguous = vehicles.match("京A88123", NOW)[0].score
+    assert forced > ambiguous >= 0.8
+    assert [m.score for m in vehicles.match("京A8B123", NOW)] == sorted((m.score for m in vehicles.match("京A8B123", NOW)),
+                                                                       reverse=True)
+
+
+def test_validity_window_and_deletion():
+    idx = wl.VehicleIndex(wl.parse_vehicles(VEHICLES))
+    assert idx.match("京A8B123", datetime(2025, 6, 1, tzinfo=UTC))[0].entry_id == "v-4"  # v-1 not yet valid
+    idx.remove("v-1")
+    assert "v-1" not in {m.entry_id for m in idx.match("京A8B123", NOW)}
+    assert len(idx) == 3 and not idx.by_plate.get("京A8B123")
+
+
+def test_person_matches(persons):
+    assert best(persons.match(id_number="11010519491231002x", at=NOW)) == ("p-1", "exact", True)
+    assert best(persons.match(id_number="110105491231002", at=NOW)) == ("p-1", "exact", True)  # legacy 15
+    assert best(persons.match(name="张伟", birth_date=date(1982, 5, 1), at=NOW)) == ("p-2", "name-dob", True)
+    homophone = persons.match(name="章玮", birth_date=date(1982, 5, 1), at=NOW)
+    assert best(homophone) == ("p-2", "pinyin", True) and homophone[0].score < 0.85
+    assert persons.match(name="张伟", birth_date=date(1990, 5, 1), at=NOW) == []
+    assert best(persons.match(name="张伟", at=NOW)) == ("p-2", "candidate", False)
+    assert best(persons.match(name="李娜", birth_date=date(1990, 1, 1), at=NOW)) == ("p-3", "candidate", False)
+    assert best(persons.match(id_number="E12345678", nationality="USA", at=NOW)) == ("p-4", "exact", True)
+    assert best(persons.match(id_number="E12345678", nationality="GBR", at=NOW)) == ("p-4", "candidate", False)
+
+
+@pytest.mark.parametrize(("csv", "line"), [
+    ("entry_id,plate,category,priority,valid_from,valid_until\nv,京A12345,stolen-vehicle,1,,\nw,京AO1234,"
+     "stolen-vehicle,1,,\n", 3),
+    ("entry_id,plate,category,priority,valid_from,valid_until\nv,京A12345,wanted-person,1,,\n", 2),
+    ("entry_id,plate,category,priority,valid_from,valid_until\nv,京A12345,stolen-vehicle,9,,\n", 2),
+    ("entry_id,plate,category,priority,valid_from,valid_until\nv,京A12345,stolen-vehicle,1,yesterday,\n", 2),
+    ("entry_id,plate\nv,京A12345\n", 1),
+])
+def test_malformed_vehicle_rows_name_the_line(csv, line):
+    with pytest.raises(wl.WatchlistError) as err:
+        wl.parse_vehicles(csv)
+    assert err.value.line == line
+
+
+def test_person_rows_with_invalid_ids_never_echo_the_number():
+    text = PERSONS.split("\n")[0] + "\nx,,110105194912310021,,,wanted-person,1,,\n"
+    with pytest.raises(wl.WatchlistError) as err:
+        wl.parse_persons(text)
+    assert err.value.line == 2 and "110105194912310021" not in str(err.value)
+
+
+@given(st.text(max_size=12))
+def test_any_read_gives_matches_or_none_never_an_error(read):
+    idx = wl.VehicleIndex(wl.parse_vehicles(VEHICLES))
+    for m in idx.match(read, NOW):
+        assert 0 <= m.score <= 1 and m.explanation and m.alert == (m.score >= wl.ALERT_THRESHOLD)
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "safecity.cli", "watchlist", "match", *args], capture_output=True,
+                          text=True, cwd=ROOT)
+
+
+def test_cli_match_contract(tmp_path):
+    v, p = tmp_path / "v.csv", tmp_path / "p.csv"
+    v.write_text(VEHICLES)
+    p.write_text("".join(line + "\n" for line in PERSONS.splitlines() if not line.startswith("p-4")))
+    out = json.loads(run("--vehicles", str(v), "--plate", "京A88123").stdout)
+    assert out[0] == {"entry_id": "v-1", "score": 0.85, "kind": "ocr-equivalent", "alert": True,
+                      "explanation": "8→B at position 4"}
+    assert [m["score"] for m in out] == sorted((m["score"] for m in out), reverse=True)
+    assert json.loads(run("--vehicles", str(v), "--plate", "鲁C99999").stdout) == []
+    out = json.loads(run("--persons", str(p), "--name", "章玮", "--birth-date", "1983-03-03").stdout)
+    assert out[0]["kind"] == "pinyin"
+    assert json.loads(run("--persons", str(p), "--id", "11010519491231002X").stdout)[0]["kind"] == "exact"
+
+
+def test_cli_rejects_bad_files(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(VEHICLES + "v-9,京AO0000,stolen-vehicle,1,,\n")
+    out = run("--vehicles", str(bad), "--plate", "京A12345")
+    assert out.returncode == 2 and "line 6" in out.stderr
+    out = run("--vehicles", str(tmp_path / "none.csv"), "--plate", "京A12345")
+    assert out.returncode == 2 and "cannot read" in out.stderr
