@@ -226,6 +226,33 @@ class Alert(Struct, kw_only=True):
     details: dict[str, DetailValue] = {}
 
 
+class Decision(enum.StrEnum):
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class AlertFeedback(Struct, kw_only=True):
+    """An operator's decision on an alert (a lead verified, or a false match with its reason)."""
+
+    alert_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    decision: Decision
+    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    by: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    at: AwareDatetime
+
+
+class AuditRecord(Struct, kw_only=True):
+    """One entry of the audit trail: who did what, when, to what (never names or ID numbers)."""
+
+    action: Annotated[str, msgspec.Meta(pattern=r"^[a-z-]{1,40}$")]
+    by: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    at: AwareDatetime
+    target: Annotated[str, msgspec.Meta(max_length=300)]
+    sha256: str = ""  # of the imported file
+    count: int = 0
+    detail: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
 class DeadLetter(Struct, kw_only=True):
     """An input that could not be processed, kept with its reason (and a bounded raw copy)."""
 

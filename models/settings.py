@@ -91,6 +91,12 @@ class CameraSettings(_Section):
     motion: bool = Field(True, description="run motion detection on published frames")
 
 
+class WatchlistSettings(_Section):
+    cooldown_s: float = Field(600.0, ge=0, le=86400, description="repeat hits of a subject at a place within this: one alert")
+    retro_hours: float = Field(24.0, ge=0, le=24 * 7, description="how far back a new entry is hunted in recent reads")
+    late_upload_s: float = Field(1800.0, gt=0, le=86400, description="registration uploaded later than this: late")
+
+
 class LocalServices(_Section):
     """Where `safecity services` runs the local servers (development, demo and tests)."""
 
@@ -114,6 +120,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     gas: GasSettings = GasSettings()
     camera: CameraSettings = CameraSettings()
+    watchlist: WatchlistSettings = WatchlistSettings()
     services: LocalServices = LocalServices()
     registry: Path | None = Field(None, description="device registry (YAML or CSV); set: unknown devices are rejected")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")

@@ -63,6 +63,10 @@ KAFKA_DEAD_LETTERS = "safecity.dead-letters.v1"
 KAFKA_GAS_TICKS = "safecity.gas-silence-checks.v1"  # per sensor, co-partitioned with gas readings
 KAFKA_SITE_ALARMS = "safecity.gas-site-alarms.v1"  # gas alarm transitions keyed by site
 KAFKA_MOTION = "safecity.camera-motion.v1"  # motion-start / motion-end events, keyed by camera
+KAFKA_WATCHLIST_VEHICLES = "safecity.watchlist-vehicles.v1"  # compacted, keyed by entry id
+KAFKA_WATCHLIST_PERSONS = "safecity.watchlist-persons.v1"  # compacted, keyed by entry id
+KAFKA_FEEDBACK = "safecity.alert-feedback.v1"  # operator decisions, keyed by alert id
+KAFKA_AUDIT = "safecity.audit.v1"  # who did what to watch lists and alerts
 
 #: What ingest subscribes to: every device kind's namespace (not alerts/ or system/, our outputs).
 INGEST_SUBSCRIPTIONS = tuple(f"{PREFIX}/{kind.value}/+/+" for kind in DeviceKind)

@@ -31,6 +31,7 @@ class _Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     valid_until: datetime | None = None  # expired entries never match
     note: Annotated[str, msgspec.Meta(max_length=500)] = ""
     version: int = 1
+    listed_at: datetime | None = None  # when it was published; live matching covers what comes after
 
     def active(self, at: datetime) -> bool:
         return (self.valid_from is None or self.valid_from <= at) and (self.valid_until is None or at < self.valid_until)

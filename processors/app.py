@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -26,7 +26,11 @@ from models import schemas, topics
 from models.schemas import Alert, DeviceState, SchemaError
 from models.settings import Settings
 from models.topics import MessageKind
-from processors.rules import camera, correlation, gas, metrics, notify
+from models.schemas import AlertState, IdType
+from models.watchlist import PersonEntry, VehicleEntry
+from processors.rules import camera, compliance, correlation, gas, metrics, notify, plates, retro, watch_alerts
+from processors.rules.idnumber import check_id
+from processors.watchlists import WatchlistReplica, lookback_start, scan_recent
 from processors.rules import image as image_rules
 from processors.rules.motion import MotionTracker
 from processors.sinks import MetricSink
@@ -99,6 +103,28 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
     gas_state = app.Table("gas-state", key_type=bytes, value_type=bytes, partitions=k.partitions)
     site_state = app.Table("gas-site-state", key_type=bytes, value_type=bytes, partitions=k.partitions)
     notified = app.Table("alerts-notified", key_type=bytes, value_type=bytes, partitions=k.partitions)
+    watch_cooldown = app.Table("watch-cooldown", key_type=bytes, value_type=bytes, partitions=k.partitions)
+    alert_last = app.Table("alert-last", key_type=bytes, value_type=bytes, partitions=k.partitions)
+    late_cooldown = app.Table("late-upload-cooldown", key_type=bytes, value_type=bytes, partitions=k.partitions)
+    wl_vehicles_topic = topic(topics.KAFKA_WATCHLIST_VEHICLES)
+    wl_persons_topic = topic(topics.KAFKA_WATCHLIST_PERSONS)
+    feedback_topic = topic(topics.KAFKA_FEEDBACK)
+    replica = WatchlistReplica(k)
+    ws = settings.watchlist
+    cooldown = timedelta(seconds=ws.cooldown_s)
+
+    @app.task
+    async def load_watchlists() -> None:
+        await replica.run()
+
+    async def cooled(key: str, at: datetime) -> bool:
+        """True when this hit falls in the cooldown of an earlier one (and is suppressed)."""
+        last = watch_cooldown.get(key.encode())
+        if watch_alerts.in_cooldown(datetime.fromisoformat(last.decode()) if last else None, at, cooldown):
+            return True
+        watch_cooldown[key.encode()] = at.isoformat().encode()
+        return False
+
     camera_state = app.Table("camera-state", key_type=bytes, value_type=bytes, partitions=k.partitions)
     trackers: dict[str, MotionTracker] = {}  # motion backgrounds live in memory, relearnt after a restart
     motion_topic = topic(topics.KAFKA_MOTION)
@@ -195,6 +221,21 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
             if read is None:
                 continue
             sink().add(metrics.plate_read_points(read))
+            checked = plates.check_plate(read.plate)
+            if not checked.valid:
+                sink().add(metrics.data_quality_points("checkpoint_id", read.checkpoint_id, "invalid-plate",
+                                                       read.captured_at))
+            await replica.ready.wait()
+            for m in replica.vehicles.match(read.plate, read.captured_at):
+                if not m.alert:
+                    continue
+                listed = replica.vehicles.entries[m.entry_id].plate
+                suppressed = await cooled(watch_alerts.cooldown_key(m.entry_id, listed, read.checkpoint_id),
+                                          read.captured_at)
+                sink().add(metrics.watchlist_points("vehicles", read.checkpoint_id, m.kind, suppressed,
+                                                    read.captured_at))
+                if not suppressed:
+                    await send_alerts([watch_alerts.vehicle_alert(read, m, listed)])
             if read.snapshot_jpeg is not None:  # every plate read's snapshot is a look at its camera
                 await analyse_image(read.camera_id, read.checkpoint_id, read.snapshot_jpeg, read.captured_at,
                                     topics.KAFKA_TOPICS[MessageKind.PLATE_READ])
@@ -236,12 +277,81 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
                 await analyse_image(frame.camera_id, frame.camera_id, frame.image, frame.captured_at,
                                     topics.KAFKA_TOPICS[MessageKind.FRAME], motion=settings.camera.motion)
 
+    async def late(hotel: str, at: datetime) -> bool:
+        """At most one late-upload alert per hotel per hour."""
+        last = late_cooldown.get(hotel.encode())
+        if last and at - datetime.fromisoformat(last.decode()) < timedelta(hours=1):
+            return True
+        late_cooldown[hotel.encode()] = at.isoformat().encode()
+        return False
+
+    @app.agent(wl_vehicles_topic, name="watchlist-vehicles")
+    async def retro_vehicles(stream: faust.StreamT) -> None:
+        async for batch in stream.take(1000, within=2):
+            await retro_hunt(batch, VehicleEntry, MessageKind.PLATE_READ)
+
+    @app.agent(wl_persons_topic, name="watchlist-persons")
+    async def retro_persons(stream: faust.StreamT) -> None:
+        async for batch in stream.take(1000, within=2):
+            await retro_hunt(batch, PersonEntry, MessageKind.REGISTRATION)
+
+    async def retro_hunt(batch: list, entry_type: type, kind: MessageKind) -> None:
+        """New or changed entries are hunted for in the reads of the last ``retro_hours``."""
+        entries = []
+        for raw in batch:
+            if raw is None:
+                continue  # a deletion
+            try:
+                entries.append(schemas.decode_as(entry_type, raw))
+            except SchemaError:
+                continue
+        if not entries or ws.retro_hours <= 0:
+            return
+        records = await scan_recent(k, topics.KAFKA_TOPICS[kind], lookback_start(ws.retro_hours))
+        hits = retro.hunt(entries, [r for _, r in records], kind)
+        logger.info("retro-hunt: %d entries against %d recent events: %d hits", len(entries), len(records), len(hits))
+        await send_alerts(hits)
+
+    @app.agent(feedback_topic, name="alert-feedback")
+    async def alert_feedback(stream: faust.StreamT) -> None:
+        async for raw in stream:
+            fb = await decode(schemas.AlertFeedback, raw, topics.KAFKA_FEEDBACK)
+            if fb is None:
+                continue
+            stored = alert_last.get(fb.alert_id.encode())
+            if stored is None:
+                logger.warning("feedback for an unknown alert; counted only")
+                sink().add(metrics.feedback_points("unknown", "", fb.decision.value, fb.at))
+                continue
+            alert = schemas.decode_as(Alert, stored)
+            sink().add(metrics.feedback_points(alert.type, str(alert.details.get("match", "")), fb.decision.value,
+                                               fb.at))
+            if alert.state is AlertState.FIRING:
+                await send_alerts([watch_alerts.decided(alert, fb.decision.value, fb.reason, fb.by, fb.at)])
+
     @app.agent(event_topics[MessageKind.REGISTRATION], name="registrations")
     async def registrations(stream: faust.StreamT) -> None:
         async for raw in stream:
             reg = await decode(MessageKind.REGISTRATION, raw, topics.KAFKA_TOPICS[MessageKind.REGISTRATION])
-            if reg is not None:
-                sink().add(metrics.registration_points(reg))
+            if reg is None:
+                continue
+            sink().add(metrics.registration_points(reg, ws.late_upload_s))
+            at = reg.ingested_at or reg.checkin_at
+            if reg.id_type is IdType.RESIDENT_ID and not check_id(reg.id_number, at.date()).valid:
+                sink().add(metrics.data_quality_points("hotel_id", reg.hotel_id, "invalid-id", at))
+            await replica.ready.wait()
+            subject = watch_alerts.person_subject(reg)
+            for m in replica.persons.match(reg.id_number, reg.guest_name, reg.birth_date, reg.nationality,
+                                           reg.checkin_at):
+                if not m.alert:
+                    continue
+                suppressed = await cooled(watch_alerts.cooldown_key(m.entry_id, subject, reg.hotel_id), reg.checkin_at)
+                sink().add(metrics.watchlist_points("persons", reg.hotel_id, m.kind, suppressed, reg.checkin_at))
+                if not suppressed:
+                    await send_alerts([watch_alerts.person_alert(reg, m, subject)])
+            delay = (at - reg.checkin_at).total_seconds()
+            if delay > ws.late_upload_s and not await late(reg.hotel_id, at):
+                await send_alerts([compliance.late_upload_alert(reg.hotel_id, reg.registration_id, delay, at)])
 
     @app.agent(event_topics[MessageKind.STATUS], name="device-status")
     async def device_status(stream: faust.StreamT) -> None:
@@ -274,6 +384,7 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
                 continue
             await publisher.publish(alert)
             notified[key] = notify.position(alert).encode()
+            alert_last[key] = raw
             sink().add(metrics.alert_points(alert))
             logger.info("alert %s %s for %s", alert.type, alert.state.value, alert.device_id)
 

@@ -284,6 +284,59 @@ def watchlist_match(vehicles: Path | None = typer.Option(None, help="vehicle lis
     typer.echo(json.dumps(out, ensure_ascii=False))
 
 
+@watchlist_app.command("import")
+def watchlist_import(file: Path, kind: str = typer.Option(..., help="vehicles | persons"),
+                     by: str | None = typer.Option(None, help="who imports (audit trail); default: the login name")) -> None:
+    """Validate a watch-list CSV and publish it to the running system (audited)."""
+    from safecity import operator
+
+    if kind not in operator.LIST_TOPICS:
+        typer.echo("error: --kind must be vehicles or persons", err=True)
+        raise typer.Exit(2)
+    text, entries = _read_list(file, kind)
+    audit = operator.import_list(load_settings(), kind, text.encode("utf-8"), entries, by, str(file))
+    typer.echo(f"published {audit.count} {kind} entries (sha256 {audit.sha256[:16]}...) as {audit.by}")
+
+
+@watchlist_app.command("delete")
+def watchlist_delete(entry_id: str, kind: str = typer.Option(..., help="vehicles | persons"),
+                     reason: str = typer.Option(..., help="why (audit trail)"), by: str | None = None) -> None:
+    """Delete one entry from a watch list (a tombstone on its compacted topic; audited)."""
+    from safecity import operator
+
+    if kind not in operator.LIST_TOPICS:
+        typer.echo("error: --kind must be vehicles or persons", err=True)
+        raise typer.Exit(2)
+    audit = operator.delete_entry(load_settings(), kind, entry_id, by, reason)
+    typer.echo(f"deleted {entry_id} from {kind} as {audit.by}")
+
+
+alert_app = typer.Typer(no_args_is_help=True, help="Operator decisions on alerts (audited).")
+app.add_typer(alert_app, name="alert")
+
+
+def _decide(alert_id: str, decision: str, reason: str, by: str | None) -> None:
+    from models.schemas import Decision
+    from safecity import operator
+
+    audit = operator.decide(load_settings(), alert_id, Decision(decision), reason, by)
+    typer.echo(f"{decision} {alert_id} as {audit.by}")
+
+
+@alert_app.command("confirm")
+def alert_confirm(alert_id: str, reason: str = typer.Option("", help="what was verified"),
+                  by: str | None = None) -> None:
+    """The lead was verified by a person."""
+    _decide(alert_id, "confirmed", reason, by)
+
+
+@alert_app.command("reject")
+def alert_reject(alert_id: str, reason: str = typer.Option(..., help="why the match was wrong"),
+                 by: str | None = None) -> None:
+    """A false match: counted per rule, so noisy matching shows on the dashboard."""
+    _decide(alert_id, "rejected", reason, by)
+
+
 def main() -> None:
     app()
 

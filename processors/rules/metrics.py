@@ -31,10 +31,11 @@ def plate_read_points(read: PlateRead) -> list[MetricPoint]:
                                         "colour": read.plate_colour.value}, fields, read.captured_at)]
 
 
-def registration_points(reg: HotelRegistration) -> list[MetricPoint]:
+def registration_points(reg: HotelRegistration, late_after_s: float = 1800.0) -> list[MetricPoint]:
     fields: dict = {"count": 1}
     if reg.ingested_at is not None:
         fields["upload_delay_s"] = (reg.ingested_at - reg.checkin_at).total_seconds()
+        fields["on_time"] = int(fields["upload_delay_s"] <= late_after_s)
     return [MetricPoint("registrations", {"hotel_id": reg.hotel_id, "id_type": reg.id_type.value},
                         fields, reg.ingested_at or reg.checkin_at)]
 
@@ -80,3 +81,19 @@ def camera_points(camera_id: str, district: str | None, scores: dict[str, float]
 def motion_points(event: MotionEvent) -> list[MetricPoint]:
     return [MetricPoint("camera_motion", {"camera_id": event.camera_id, "state": event.state},
                         {"count": 1, "area": event.area, "boxes": len(event.boxes)}, event.at)]
+
+
+def data_quality_points(place_tag: str, place: str, issue: str, at: datetime) -> list[MetricPoint]:
+    """An input that is valid on the wire but not as data (an ID number that fails its check, a plate
+    read that fits no format): counted per hotel or checkpoint, never with the value itself."""
+    return [MetricPoint("data_quality", {place_tag: place, "issue": issue}, {"count": 1}, at)]
+
+
+def watchlist_points(kind: str, place: str, match: str, suppressed: bool, at: datetime) -> list[MetricPoint]:
+    return [MetricPoint("watchlist_hits", {"list": kind, "place": place, "match": match},
+                        {"count": 1, "suppressed": int(suppressed)}, at)]
+
+
+def feedback_points(alert_type: str, rule: str, decision: str, at: datetime) -> list[MetricPoint]:
+    return [MetricPoint("alert_feedback", {"type": alert_type, "rule": rule or "none", "decision": decision},
+                        {"count": 1}, at)]

@@ -43,5 +43,6 @@ def test_every_event_kind_has_a_kafka_topic_and_outputs_are_outside_ingest_subsc
     assert set(topics.KAFKA_TOPICS) == set(MessageKind)
     assert len(set(topics.KAFKA_TOPICS.values()) | {topics.KAFKA_ALERTS, topics.KAFKA_DEAD_LETTERS}) == 7
     assert topics.KAFKA_GAS_TICKS not in topics.KAFKA_TOPICS.values()
+    assert topics.KAFKA_WATCHLIST_VEHICLES != topics.KAFKA_WATCHLIST_PERSONS
     for output in (topics.alert_topic("gas-level-1", "gas-001"), topics.stats_topic("ingest")):
         assert not any(output.startswith(sub[:-4]) for sub in topics.INGEST_SUBSCRIPTIONS)

@@ -1,0 +1,128 @@
+"""The watch lists in every worker: a replica of the compacted watch-list topics (read in full by
+each worker, like a Faust GlobalTable), and the retro-hunt scan over recent reads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from models import schemas, topics
+from models.schemas import SchemaError
+from models.settings import KafkaSettings
+from models.watchlist import PersonEntry, VehicleEntry
+from processors.rules.watchlist import PersonIndex, VehicleIndex
+
+logger = logging.getLogger(__name__)
+
+TYPES = {topics.KAFKA_WATCHLIST_VEHICLES: VehicleEntry, topics.KAFKA_WATCHLIST_PERSONS: PersonEntry}
+
+
+class WatchlistReplica:
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self.vehicles = VehicleIndex()
+        self.persons = PersonIndex()
+        self.ready = asyncio.Event()
+        self.listeners: list[Callable[[str, object | None], None]] = []
+
+    def apply(self, topic: str, key: bytes, value: bytes | None) -> None:
+        index = self.vehicles if topic == topics.KAFKA_WATCHLIST_VEHICLES else self.persons
+        if value is None:  # tombstone: the entry was deleted
+            index.remove(key.decode())
+            return
+        try:
+            entry = schemas.decode_as(TYPES[topic], value)
+        except SchemaError as exc:
+            logger.error("unreadable watch-list entry on %s (%s); skipped", topic, exc.code)
+            return
+        index.upsert(entry)
+
+    async def run(self) -> None:
+        """Follow the watch-list topics for ever; restart the consumer after an error."""
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the replica must outlive a broker hiccup
+                logger.exception("watch-list replica failed; restarting in 2 s")
+                await asyncio.sleep(2)
+
+    async def _follow(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap, group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            parts = []
+            for t in TYPES:
+                parts += [TopicPartition(t, p) for p in await _partitions(consumer, t)]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            end = await consumer.end_offsets(parts)
+            started = time.monotonic()
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                for tp, records in batch.items():
+                    for r in records:
+                        self.apply(tp.topic, r.key, r.value)
+                if not self.ready.is_set() and await _caught_up(consumer, end):
+                    self.ready.set()
+                    logger.info("watch lists loaded: %d vehicles, %d persons in %.1fs", len(self.vehicles),
+                                len(self.persons), time.monotonic() - started)
+        finally:
+            await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic)
+    return parts or {0}
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
+    for tp, offset in end.items():
+        if await consumer.position(tp) < offset:
+            return False
+    return True
+
+
+async def scan_recent(kafka: KafkaSettings, topic: str, since: datetime) -> list[tuple[bytes, bytes]]:
+    """Every record of ``topic`` from ``since`` up to the end as of now (key, value)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    out: list[tuple[bytes, bytes]] = []
+    try:
+        parts = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        consumer.assign(parts)
+        starts = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in parts})
+        end = await consumer.end_offsets(parts)
+        todo = {}
+        for tp in parts:
+            if starts.get(tp) is None:
+                continue
+            consumer.seek(tp, starts[tp].offset)
+            if starts[tp].offset < end[tp]:
+                todo[tp] = end[tp]
+        while todo:
+            batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=5000)
+            for tp, records in batch.items():
+                out += [(r.key, r.value) for r in records if r.offset < todo.get(tp, 0)]
+                if records and records[-1].offset >= todo[tp] - 1:
+                    todo.pop(tp)
+            for tp in list(todo):
+                if await consumer.position(tp) >= todo[tp]:
+                    todo.pop(tp)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def lookback_start(hours: float) -> datetime:
+    return datetime.now(UTC) - timedelta(hours=hours)

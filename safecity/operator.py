@@ -1,0 +1,62 @@
+"""Operator actions that change the system: watch-list imports and deletions, alert decisions.
+Each is published to Kafka and written to the audit trail (who, when, what, a hash of the file),
+and never logs names or ID numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import hashlib
+from datetime import UTC, datetime
+
+import msgspec
+from aiokafka import AIOKafkaProducer
+
+from deploy.kafka_topics import ensure_topics
+from models import schemas, topics
+from models.schemas import AlertFeedback, AuditRecord, Decision
+from models.settings import Settings
+
+LIST_TOPICS = {"vehicles": topics.KAFKA_WATCHLIST_VEHICLES, "persons": topics.KAFKA_WATCHLIST_PERSONS}
+
+
+def actor(by: str | None) -> str:
+    return (by or getpass.getuser() or "unknown")[:64]
+
+
+async def _publish(settings: Settings, records: list[tuple[str, bytes, bytes | None]], audit: AuditRecord) -> None:
+    await ensure_topics(settings.kafka)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=20)
+    await producer.start()
+    try:
+        for topic, key, value in records:
+            await producer.send(topic, value, key=key)
+        await producer.send_and_wait(topics.KAFKA_AUDIT, schemas.encode(audit), key=audit.by.encode())
+    finally:
+        await producer.stop()
+
+
+def import_list(settings: Settings, kind: str, data: bytes, entries: list, by: str | None, source: str) -> AuditRecord:
+    now = datetime.now(UTC)
+    audit = AuditRecord(action=f"watchlist-import-{kind}", by=actor(by), at=now, target=source[:300],
+                        sha256=hashlib.sha256(data).hexdigest(), count=len(entries))
+    records = [(LIST_TOPICS[kind], e.entry_id.encode(), schemas.encode(msgspec.structs.replace(e, listed_at=now)))
+               for e in entries]
+    asyncio.run(_publish(settings, records, audit))
+    return audit
+
+
+def delete_entry(settings: Settings, kind: str, entry_id: str, by: str | None, reason: str) -> AuditRecord:
+    audit = AuditRecord(action=f"watchlist-delete-{kind}", by=actor(by), at=datetime.now(UTC), target=entry_id,
+                        count=1, detail=reason[:500])
+    asyncio.run(_publish(settings, [(LIST_TOPICS[kind], entry_id.encode(), None)], audit))
+    return audit
+
+
+def decide(settings: Settings, alert_id: str, decision: Decision, reason: str, by: str | None) -> AuditRecord:
+    who, now = actor(by), datetime.now(UTC)
+    feedback = AlertFeedback(alert_id=alert_id, decision=decision, reason=reason[:500], by=who, at=now)
+    audit = AuditRecord(action=f"alert-{decision.value}", by=who, at=now, target=alert_id, detail=reason[:500])
+    asyncio.run(_publish(settings, [(topics.KAFKA_FEEDBACK, alert_id.encode(), schemas.encode(feedback))], audit))
+    return audit
