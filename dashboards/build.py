@@ -137,7 +137,40 @@ CHECKPOINTS = Dashboard("safecity-checkpoints", "SafeCity: checkpoints and hotel
           'fill(null)', unit="s", width=12),
 ))
 
-DASHBOARDS = (CITY, GAS, CHECKPOINTS)
+WATCH = Dashboard("safecity-watchlists", "SafeCity: watch lists and compliance", (
+    Panel("Watch-list hits by list and match kind",
+          'SELECT sum("count") - sum("suppressed") FROM "watchlist_hits" WHERE $timeFilter '
+          'GROUP BY time(5m), "list", "match" fill(0)', width=12,
+          description="alerts raised (duplicates within the cooldown are not counted)"),
+    Panel("Operator rejections by rule",
+          'SELECT sum("count") FROM "alert_feedback" WHERE "decision" = \'rejected\' AND $timeFilter '
+          'GROUP BY "rule"', kind="bargauge", width=12,
+          description="false matches reported by operators: a noisy rule shows here"),
+    Panel("Data-quality issues by place",
+          'SELECT sum("count") FROM "data_quality" WHERE $timeFilter GROUP BY time(10m), "issue" fill(0)', width=12,
+          description="ID numbers failing GB 11643, plate reads fitting no GA 36 format"),
+    Panel("Hotels uploading on time",
+          'SELECT mean("ok") FROM (SELECT min("on_time") AS "ok" FROM "registrations" WHERE $timeFilter '
+          'GROUP BY "hotel_id")', kind="stat", unit="percentunit", width=12,
+          thresholds=(("red", None), ("orange", 0.9), ("green", 0.98)),
+          description="share of hotels whose every registration in the window was uploaded within the limit"),
+))
+
+CAMERAS = Dashboard("safecity-cameras", "SafeCity: camera health", (
+    Panel("Healthy cameras by district",
+          'SELECT sum("healthy") FROM (SELECT last("healthy") AS "healthy" FROM "camera_health" WHERE $timeFilter '
+          'GROUP BY "camera_id", "district") GROUP BY "district"', kind="bargauge", width=12),
+    Panel("Camera problems",
+          'SELECT sum("problems") FROM "camera_health" WHERE $timeFilter GROUP BY time(1m), "camera_id" fill(0)',
+          width=12),
+    Panel("Sharpness by camera",
+          'SELECT mean("blur") FROM "camera_health" WHERE $timeFilter GROUP BY time(1m), "camera_id" fill(null)',
+          width=12),
+    Panel("Motion events", 'SELECT sum("count") FROM "camera_motion" WHERE "state" = \'start\' AND $timeFilter '
+          'GROUP BY time(1m), "camera_id" fill(0)', width=12),
+))
+
+DASHBOARDS = (CITY, GAS, CHECKPOINTS, WATCH, CAMERAS)
 
 
 def write(check: bool = False) -> list[Path]:

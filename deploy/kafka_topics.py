@@ -22,6 +22,7 @@ def topic_configs() -> dict[str, dict[str, str]]:
     configs[topics.KAFKA_ALERTS] = {"retention.ms": str(90 * DAY_MS)}
     configs[topics.KAFKA_DEAD_LETTERS] = {"retention.ms": str(30 * DAY_MS)}
     configs[topics.KAFKA_GAS_TICKS] = {"retention.ms": str(DAY_MS)}
+    configs[topics.KAFKA_HOTEL_TICKS] = {"retention.ms": str(DAY_MS)}
     configs[topics.KAFKA_SITE_ALARMS] = {"retention.ms": str(7 * DAY_MS)}
     configs[topics.KAFKA_MOTION] = {"retention.ms": str(30 * DAY_MS)}
     for name in (topics.KAFKA_WATCHLIST_VEHICLES, topics.KAFKA_WATCHLIST_PERSONS):

@@ -105,6 +105,8 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
     notified = app.Table("alerts-notified", key_type=bytes, value_type=bytes, partitions=k.partitions)
     watch_cooldown = app.Table("watch-cooldown", key_type=bytes, value_type=bytes, partitions=k.partitions)
     alert_last = app.Table("alert-last", key_type=bytes, value_type=bytes, partitions=k.partitions)
+    hotel_state = app.Table("hotel-state", key_type=bytes, value_type=bytes, partitions=k.partitions)
+    hotel_ticks = topic(topics.KAFKA_HOTEL_TICKS)
     late_cooldown = app.Table("late-upload-cooldown", key_type=bytes, value_type=bytes, partitions=k.partitions)
     wl_vehicles_topic = topic(topics.KAFKA_WATCHLIST_VEHICLES)
     wl_persons_topic = topic(topics.KAFKA_WATCHLIST_PERSONS)
@@ -285,6 +287,25 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
         late_cooldown[hotel.encode()] = at.isoformat().encode()
         return False
 
+    @app.timer(interval=60.0)
+    async def find_silent_hotels() -> None:
+        now = datetime.now(UTC)
+        for key, stored in list(hotel_state.items()):
+            if compliance.silence(msgspec.json.decode(stored, type=compliance.HotelState), key.decode(), now)[1]:
+                await hotel_ticks.send(key=key, value=now.isoformat().encode())
+
+    @app.agent(hotel_ticks, name="hotel-silence")
+    async def hotel_silence(stream: faust.StreamT) -> None:
+        async for key, raw in stream.items():
+            stored = hotel_state.get(key)
+            if stored is None:
+                continue
+            state = msgspec.json.decode(stored, type=compliance.HotelState)
+            new_state, alerts = compliance.silence(state, key.decode(), datetime.fromisoformat(raw.decode()))
+            if alerts:
+                hotel_state[key] = msgspec.json.encode(new_state)
+                await send_alerts(alerts)
+
     @app.agent(wl_vehicles_topic, name="watchlist-vehicles")
     async def retro_vehicles(stream: faust.StreamT) -> None:
         async for batch in stream.take(1000, within=2):
@@ -349,6 +370,12 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
                 sink().add(metrics.watchlist_points("persons", reg.hotel_id, m.kind, suppressed, reg.checkin_at))
                 if not suppressed:
                     await send_alerts([watch_alerts.person_alert(reg, m, subject)])
+            hkey = reg.hotel_id.encode()
+            stored = hotel_state.get(hkey)
+            hstate = msgspec.json.decode(stored, type=compliance.HotelState) if stored else compliance.HotelState()
+            hstate, alerts = compliance.registered(hstate, reg.hotel_id, reg.checkin_at)
+            hotel_state[hkey] = msgspec.json.encode(hstate)
+            await send_alerts(alerts)
             delay = (at - reg.checkin_at).total_seconds()
             if delay > ws.late_upload_s and not await late(reg.hotel_id, at):
                 await send_alerts([compliance.late_upload_alert(reg.hotel_id, reg.registration_id, delay, at)])

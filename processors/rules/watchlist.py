@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections import defaultdict
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -32,16 +32,17 @@ from models.identity import PROVINCES
 from models.watchlist import (PERSON_CATEGORIES, VEHICLE_CATEGORIES, Category, PersonEntry, VehicleEntry,
                               WatchlistMatch)
 from processors.rules import plates
+from processors.rules.hashindex import EntryStore, HashIndex
 from processors.rules.idnumber import check_id, normalize_id
 
 ALERT_THRESHOLD = 0.6
 OCR_CLASSES = ("0ODQ", "1I", "2Z", "5S", "8B", "6G")
-_CLASS = {c: cls[0] for cls in OCR_CLASSES for c in cls}
+_CLASS = str.maketrans({c: cls[0] for cls in OCR_CLASSES for c in cls})
 
 
 def skeleton(text: str) -> str:
     """Each OCR look-alike replaced by its class's first member."""
-    return "".join(_CLASS.get(c, c) for c in text)
+    return text.translate(_CLASS)
 
 
 def _match(entry, score: float, kind: str, explanation: str, threshold: float) -> WatchlistMatch:
@@ -51,42 +52,57 @@ def _match(entry, score: float, kind: str, explanation: str, threshold: float) -
 
 
 # --------------------------------------------------------------------------- vehicles
+def _gap(province: str, rest_skel: str, i: int) -> str:
+    """A plate with one serial position blanked; the province is part of the key (a candidate must
+    agree on it), so a read has a handful of neighbours to check, not hundreds."""
+    return f"{province}{rest_skel[:i]}?{rest_skel[i + 1:]}"
+
+
 class VehicleIndex:
+    """Exact plate, OCR skeleton (all but the province) and one-position-blanked skeletons, each a
+    HashIndex; candidates are verified against the entry itself, so a hash collision never matches."""
+
     def __init__(self, entries: Iterable[VehicleEntry] = (), threshold: float = ALERT_THRESHOLD) -> None:
         self.threshold = threshold
-        self.entries: dict[str, VehicleEntry] = {}
-        self.by_plate: dict[str, list[str]] = defaultdict(list)
-        self.by_rest: dict[str, list[str]] = defaultdict(list)  # skeleton of all but the province
-        self.by_gap: dict[str, list[str]] = defaultdict(list)  # rest skeleton with one position blanked
-        for entry in entries:
-            self.upsert(entry)
+        self.entries: EntryStore[VehicleEntry] = EntryStore()
+        self.by_plate, self.by_rest, self.by_gap = HashIndex(), HashIndex(), HashIndex()
+        self._bulk(list(entries))
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _keys(self, plate: str) -> tuple[str, str, list[str]]:
+    @staticmethod
+    def _keys(plate: str) -> tuple[int, int, list[int]]:
         rest = skeleton(plate[1:])
-        return plate, rest, [f"{len(rest)}:{rest[:i]}?{rest[i + 1:]}" for i in range(len(rest))]
+        return hash(plate), hash(rest), [hash(_gap(plate[0], rest, i)) for i in range(len(rest))]
+
+    def _bulk(self, entries: list[VehicleEntry]) -> None:
+        latest = {e.entry_id: e for e in entries}
+        pk, pv, rk, rv, gk, gv = array("q"), array("i"), array("q"), array("i"), array("q"), array("i")
+        for entry in latest.values():
+            o = self.entries.add(entry.entry_id, entry)
+            p, r, gaps = self._keys(entry.plate)
+            pk.append(p)
+            pv.append(o)
+            rk.append(r)
+            rv.append(o)
+            gk.extend(gaps)
+            gv.extend([o] * len(gaps))
+        self.by_plate.build(pk, pv)
+        self.by_rest.build(rk, rv)
+        self.by_gap.build(gk, gv)
 
     def upsert(self, entry: VehicleEntry) -> None:
         self.remove(entry.entry_id)
-        self.entries[entry.entry_id] = entry
-        plate, rest, gaps = self._keys(entry.plate)
-        self.by_plate[plate].append(entry.entry_id)
-        self.by_rest[rest].append(entry.entry_id)
-        for gap in gaps:
-            self.by_gap[gap].append(entry.entry_id)
+        o = self.entries.add(entry.entry_id, entry)
+        p, r, gaps = self._keys(entry.plate)
+        self.by_plate.add(p, o)
+        self.by_rest.add(r, o)
+        for g in gaps:
+            self.by_gap.add(g, o)
 
     def remove(self, entry_id: str) -> None:
-        old = self.entries.pop(entry_id, None)
-        if old is None:
-            return
-        plate, rest, gaps = self._keys(old.plate)
-        for index, key in [(self.by_plate, plate), (self.by_rest, rest)] + [(self.by_gap, g) for g in gaps]:
-            ids = index[key]
-            ids.remove(entry_id)
-            if not ids:
-                del index[key]
+        self.entries.pop(entry_id)  # index keys stay; the dead ordinal is skipped at lookup
 
     def match(self, read: str, at: datetime | None = None) -> list[WatchlistMatch]:
         at = at or datetime.now(UTC)
@@ -95,18 +111,18 @@ class VehicleIndex:
             return []
         has_province = p[0] in PROVINCES
         rest = p[1:] if has_province else p
+        rest_skel = skeleton(rest)
         found: dict[str, WatchlistMatch] = {}
 
         def offer(m: WatchlistMatch) -> None:
             if m.entry_id not in found or found[m.entry_id].score < m.score:
                 found[m.entry_id] = m
 
-        for eid in self.by_plate.get(p, ()):
-            offer(_match(self.entries[eid], 1.0, "exact", "exact plate match", self.threshold))
-        rest_skel = skeleton(rest)
-        for eid in self.by_rest.get(rest_skel, ()):
-            entry = self.entries[eid]
-            if eid in found:
+        for entry in self.entries.alive(self.by_plate.get(hash(p)), lambda e: e.plate == p):
+            offer(_match(entry, 1.0, "exact", "exact plate match", self.threshold))
+        for entry in self.entries.alive(self.by_rest.get(hash(rest_skel)),
+                                        lambda e: skeleton(e.plate[1:]) == rest_skel):
+            if entry.entry_id in found:
                 continue
             subs, ambiguous = _substitutions(entry.plate, rest, 1 if has_province else 0)
             if has_province and p[0] == entry.plate[0]:
@@ -114,12 +130,14 @@ class VehicleIndex:
             else:
                 why = "province missing" if not has_province else f"province {p[0]}→{entry.plate[0]}"
                 offer(_match(entry, 0.75 - 0.05 * len(subs), "partial", "; ".join([why, *subs]), self.threshold))
-        for i in range(len(rest_skel)):
-            for eid in self.by_gap.get(f"{len(rest_skel)}:{rest_skel[:i]}?{rest_skel[i + 1:]}", ()):
-                entry = self.entries[eid]
-                if eid in found or (has_province and p[0] != entry.plate[0]):
+        for i in range(len(rest_skel) if has_province else 0):
+            gap = _gap(p[0], rest_skel, i)
+            for entry in self.entries.alive(self.by_gap.get(hash(gap)), lambda e, i=i, gap=gap:
+                                            len(e.plate) - 1 == len(rest_skel) and
+                                            _gap(e.plate[0], skeleton(e.plate[1:]), i) == gap):
+                if entry.entry_id in found:
                     continue
-                pos = i + 1 + (1 if has_province else 0)
+                pos = i + 2
                 offer(_match(entry, 0.5, "candidate", f"{rest[i]}→{entry.plate[i + 1]} at position {pos} "
                              "(not an OCR look-alike)", self.threshold))
         return sorted((m for m in found.values() if self.entries[m.entry_id].active(at)),
@@ -154,38 +172,40 @@ def pinyin_key(name: str) -> str:
 class PersonIndex:
     def __init__(self, entries: Iterable[PersonEntry] = (), threshold: float = ALERT_THRESHOLD) -> None:
         self.threshold = threshold
-        self.entries: dict[str, PersonEntry] = {}
-        self.by_id: dict[str, list[str]] = defaultdict(list)
-        self.by_name: dict[str, list[str]] = defaultdict(list)
-        self.by_pinyin: dict[str, list[str]] = defaultdict(list)
-        for entry in entries:
-            self.upsert(entry)
+        self.entries: EntryStore[PersonEntry] = EntryStore()
+        self.by_id, self.by_name, self.by_pinyin = HashIndex(), HashIndex(), HashIndex()
+        latest = {e.entry_id: e for e in entries}
+        keys = {w: (array("q"), array("i")) for w in ("id", "name", "pinyin")}
+        for entry in latest.values():
+            o = self.entries.add(entry.entry_id, entry)
+            for which, key in self._keys(entry):
+                keys[which][0].append(key)
+                keys[which][1].append(o)
+        self.by_id.build(*keys["id"])
+        self.by_name.build(*keys["name"])
+        self.by_pinyin.build(*keys["pinyin"])
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _keys(self, e: PersonEntry) -> list[tuple[dict, str]]:
+    @staticmethod
+    def _keys(e: PersonEntry) -> list[tuple[str, int]]:
         keys = []
         if e.id_number:
-            keys.append((self.by_id, e.id_number))
+            keys.append(("id", hash(e.id_number)))
         if e.name:
-            keys += [(self.by_name, normalize_name(e.name)), (self.by_pinyin, pinyin_key(e.name))]
+            keys += [("name", hash(normalize_name(e.name))), ("pinyin", hash(pinyin_key(e.name)))]
         return keys
 
     def upsert(self, entry: PersonEntry) -> None:
         self.remove(entry.entry_id)
-        self.entries[entry.entry_id] = entry
-        for index, key in self._keys(entry):
-            index[key].append(entry.entry_id)
+        o = self.entries.add(entry.entry_id, entry)
+        indexes = {"id": self.by_id, "name": self.by_name, "pinyin": self.by_pinyin}
+        for which, key in self._keys(entry):
+            indexes[which].add(key, o)
 
     def remove(self, entry_id: str) -> None:
-        old = self.entries.pop(entry_id, None)
-        if old is None:
-            return
-        for index, key in self._keys(old):
-            index[key].remove(entry_id)
-            if not index[key]:
-                del index[key]
+        self.entries.pop(entry_id)
 
     def match(self, id_number: str | None = None, name: str | None = None, birth_date: date | None = None,
               nationality: str | None = None, at: datetime | None = None) -> list[WatchlistMatch]:
@@ -199,8 +219,7 @@ class PersonIndex:
         if id_number:
             checked = check_id(id_number)
             number = checked.normalized if checked.valid else normalize_id(id_number)
-            for eid in self.by_id.get(number, ()):
-                e = self.entries[eid]
+            for e in self.entries.alive(self.by_id.get(hash(number)), lambda x: x.id_number == number):
                 if e.id_type == "resident-id" or not e.nationality or not nationality:
                     offer(e, 1.0, "exact", "ID number matches exactly")
                 elif e.nationality == nationality:
@@ -208,11 +227,11 @@ class PersonIndex:
                 else:
                     offer(e, 0.5, "candidate", f"passport number matches, nationality {nationality}≠{e.nationality}")
         if name:
-            key = normalize_name(name)
-            for eid in self.by_name.get(key, ()):
-                self._by_name(self.entries[eid], birth_date, offer, 0.85, "name-dob", "same name")
-            for eid in self.by_pinyin.get(pinyin_key(name), ()):
-                e = self.entries[eid]
+            key, pkey = normalize_name(name), pinyin_key(name)
+            for e in self.entries.alive(self.by_name.get(hash(key)), lambda x: normalize_name(x.name or "") == key):
+                self._by_name(e, birth_date, offer, 0.85, "name-dob", "same name")
+            # pinyin keys are compared by their 64-bit hash (recomputing pinyin per candidate is slow)
+            for e in self.entries.alive(self.by_pinyin.get(hash(pkey)), lambda x: x.name is not None):
                 if normalize_name(e.name or "") != key:
                     self._by_name(e, birth_date, offer, 0.65, "pinyin", "same name by pinyin (homophone)")
         return sorted(found.values(), key=lambda m: (-m.score, m.priority, m.entry_id))

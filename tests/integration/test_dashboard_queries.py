@@ -43,8 +43,36 @@ def city_data(pipeline, settings, registry):
         for info in infos:
             info.wait_for_publish(10)
         client.close()
-    poll(lambda: influx_query(settings, f"SELECT count(*) FROM alerts WHERE device_id = '{leak.device_id}'"),
-         60, "the leak's alert to reach InfluxDB")
+    # watch lists, data quality, operator feedback, camera health and motion
+    from devices.camera import SimulatedCamera
+    from models.schemas import Decision, PlateColour, PlateRead
+    from models.watchlist import Category, VehicleEntry
+    from safecity import operator
+    from scripts.camera_photos import videos
+
+    cp = registry.add("camera", district="pudong")
+    operator.import_list(settings, "vehicles", b"test", [VehicleEntry(entry_id=f"dash-{cp}", plate="闽D54321",
+                                                                      category=Category.WANTED_VEHICLE)], "tester", "-")
+    operator.decide(settings, f"no-such-alert-{cp}", Decision.REJECTED, "dashboard test", "tester")
+    cam = DeviceClient(settings.mqtt, DeviceKind.CAMERA, cp).start()
+    try:
+        def hit() -> bool:  # the list reaches every worker within moments: publish until it matches
+            info = cam.publish(MessageKind.PLATE_READ, PlateRead(
+                read_id=f"r-{datetime.now(UTC).timestamp()}", checkpoint_id=cp, camera_id=f"{cp}-L1", lane=1,
+                plate="闽D54321", plate_colour=PlateColour.BLUE, confidence=0.9, captured_at=datetime.now(UTC)))
+            info.wait_for_publish(10)
+            return bool(influx_query(settings, f"SELECT count(*) FROM watchlist_hits WHERE place = '{cp}'"))
+
+        poll(hit, 60, "a watch-list hit", interval=1.0)
+        cam.publish(MessageKind.PLATE_READ, PlateRead(
+            read_id="bad", checkpoint_id=cp, camera_id=f"{cp}-L1", lane=1, plate="XX??", confidence=0.3,
+            plate_colour=PlateColour.BLUE, captured_at=datetime.now(UTC))).wait_for_publish(10)
+        for frame in SimulatedCamera(cp, videos()["bikes"], fps=5).frames(now, count=12):
+            cam.publish(MessageKind.FRAME, frame).wait_for_publish(10)
+    finally:
+        cam.close()
+    for measurement in ("alerts", "data_quality", "alert_feedback", "camera_motion"):
+        poll(lambda m=measurement: influx_query(settings, f"SELECT count(*) FROM {m}"), 60, f"{measurement} points")
     return sims
 
 
