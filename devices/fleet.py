@@ -35,15 +35,20 @@ class FleetSpec:
     malformed_fraction: float = 0.0
     seed: int = 7
     snapshots: bool = True
+    wanted_plates: tuple[str, ...] = ()
+    wanted_ids: tuple[str, ...] = ()
+    wanted_rate: float = 0.0
 
 
 def build_fleet(spec: FleetSpec) -> list[Simulator]:
     rng = random.Random(spec.seed)
     sims: list[Simulator] = []
     for i in range(spec.checkpoints):
-        sims.append(CheckpointSim(f"cp-{i + 1:03d}", random.Random(rng.random()), snapshots=spec.snapshots))
+        sims.append(CheckpointSim(f"cp-{i + 1:03d}", random.Random(rng.random()), snapshots=spec.snapshots,
+                                  wanted=spec.wanted_plates, wanted_rate=spec.wanted_rate))
     for i in range(spec.hotels):
-        sims.append(HotelSim(f"hotel-{i + 1:03d}", random.Random(rng.random())))
+        sims.append(HotelSim(f"hotel-{i + 1:03d}", random.Random(rng.random()), wanted_ids=spec.wanted_ids,
+                             wanted_rate=spec.wanted_rate))
     for i in range(spec.gas_sensors):
         gas = GasType.CO if i % 4 == 3 else GasType.COMBUSTIBLE
         sims.append(GasSensorSim(f"gas-{i + 1:03d}", random.Random(rng.random()), gas=gas, period_s=2.0,

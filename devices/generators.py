@@ -53,3 +53,15 @@ def foreign_guest(rng: random.Random) -> tuple[str, str, str]:
     """(nationality, name, passport number)."""
     nationality, name = rng.choice(FOREIGN)
     return nationality, name, rng.choice(PLATE_LETTERS) + _digits(rng, 8)
+
+
+LOOK_ALIKES = {"0": "D", "D": "0", "8": "B", "B": "8", "5": "S", "S": "5", "2": "Z", "Z": "2", "6": "G", "G": "6"}
+
+
+def ocr_noise(plate_text: str, rng: random.Random, probability: float) -> str:
+    """Now and then, one character read as its look-alike (what checkpoint OCR does)."""
+    positions = [i for i, c in enumerate(plate_text) if i > 1 and c in LOOK_ALIKES]
+    if not positions or rng.random() >= probability:
+        return plate_text
+    i = rng.choice(positions)
+    return plate_text[:i] + LOOK_ALIKES[plate_text[i]] + plate_text[i + 1:]

@@ -47,9 +47,13 @@ class CheckpointSim(Simulator):
     lanes: int = 4
     snapshots: bool = True
     period_s: float = 0.5
+    wanted: tuple[str, ...] = ()  # plates that pass now and then (the demo's watch list)
+    wanted_rate: float = 0.0
 
     def next(self, now: datetime) -> PlateRead:
         text, colour = generators.plate(self.rng)
+        if self.wanted and self.rng.random() < self.wanted_rate:
+            text = generators.ocr_noise(self.rng.choice(self.wanted), self.rng, 0.3)
         lane = self.rng.randint(1, self.lanes)
         return PlateRead(read_id=uuid.UUID(int=self.rng.getrandbits(128)).hex, checkpoint_id=self.device_id,
                          camera_id=f"{self.device_id}-L{lane}", lane=lane, plate=text, plate_colour=colour,
@@ -63,9 +67,18 @@ class HotelSim(Simulator):
     message: MessageKind = MessageKind.REGISTRATION
     rooms: int = 200
     period_s: float = 5.0
+    wanted_ids: tuple[str, ...] = ()  # guests on the demo's watch list, now and then
+    wanted_rate: float = 0.0
 
     def next(self, now: datetime) -> HotelRegistration:
         rng = self.rng
+        if self.wanted_ids and rng.random() < self.wanted_rate:
+            number = rng.choice(self.wanted_ids)
+            return HotelRegistration(registration_id=uuid.UUID(int=rng.getrandbits(128)).hex, hotel_id=self.device_id,
+                                     guest_name=generators.chinese_name(rng), id_type=IdType.RESIDENT_ID,
+                                     id_number=number, nationality="CHN",
+                                     birth_date=datetime.strptime(number[6:14], "%Y%m%d").date(),
+                                     room=str(rng.randint(101, 100 + self.rooms)), checkin_at=now)
         if rng.random() < 0.9:
             nationality, name, id_type = "CHN", generators.chinese_name(rng), IdType.RESIDENT_ID
             number = generators.resident_id(rng)

@@ -26,9 +26,12 @@ from rich.table import Table
 from deploy import services
 import yaml
 
+from deploy import DEMO_DIR
 from devices.fleet import FleetSpec, registry_for, run_fleet
 from models import topics
 from models.settings import Settings
+from processors.rules import watchlist
+from safecity import operator
 from safecity.mqtt import make_mqtt_client
 
 logger = logging.getLogger(__name__)
@@ -128,7 +131,11 @@ def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = Non
                     service.start()
                     started_services.append(service)
         console.print(f"services up; logs in {run_dir}")
-        spec = FleetSpec(rate=rate, malformed_fraction=0.01)
+        vehicles, persons = (DEMO_DIR / "watchlist-vehicles.csv").read_text(), (DEMO_DIR / "watchlist-persons.csv").read_text()
+        vehicle_entries, person_entries = watchlist.parse_vehicles(vehicles), watchlist.parse_persons(persons)
+        spec = FleetSpec(rate=rate, malformed_fraction=0.01, wanted_rate=0.01,
+                         wanted_plates=tuple(e.plate for e in vehicle_entries),
+                         wanted_ids=tuple(e.id_number for e in person_entries if e.id_number))
         env = {}
         if settings.registry is None:  # the embedded default: a registry of the simulated city
             registry = run_dir / "demo-registry.yaml"
@@ -136,6 +143,9 @@ def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = Non
             env["SAFECITY_REGISTRY"] = str(registry)
         children.append(_spawn(["ingest"], run_dir / "ingest.log", env))
         children.append(_spawn(["worker"], run_dir / "worker.log", env))
+        with console.status("publishing the demo watch lists ..."):
+            operator.import_list(settings, "vehicles", vehicles.encode(), vehicle_entries, "demo", "demo vehicles")
+            operator.import_list(settings, "persons", persons.encode(), person_entries, "demo", "demo persons")
         watcher = Watcher(settings)
         fleet = threading.Thread(target=run_fleet, args=(settings.mqtt, spec, stop), daemon=True)
         fleet.start()
