@@ -23,7 +23,6 @@ import io
 import unicodedata
 from array import array
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 import msgspec

@@ -1,0 +1,1 @@
+"""Faust agents, one module per domain; each ``register(ctx)`` adds its topics, tables and agents."""

@@ -1,0 +1,84 @@
+"""Gas sensors: readings through the gas rules, silence checks, last wills, site correlation."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import faust
+
+from models import schemas, topics
+from models.schemas import Alert, DeviceState, DeviceStatus
+from models.topics import MessageKind
+from processors.context import Context
+from processors.rules import correlation, gas, metrics
+
+
+class GasAgents:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        g = ctx.settings.gas
+        self.base = gas.GasConfig(level1_lel=g.level1_lel, level2_lel=g.level2_lel, hold_readings=g.hold_readings,
+                                  clear_s=g.clear_s, interval_s=g.interval_s, offline_intervals=g.offline_intervals)
+        self.state = ctx.struct_table("gas-state", gas.GasState)
+        self.sites = ctx.struct_table("gas-site-state", correlation.SiteState)
+        self.site_alarms = ctx.topic(topics.KAFKA_SITE_ALARMS)
+
+    def cfg(self, sensor: str) -> gas.GasConfig:
+        entry = self.ctx.registry.get(sensor)
+        return self.base.with_overrides(entry.thresholds, entry.interval_s) if entry else self.base
+
+    async def save(self, sensor: str, state: gas.GasState, alerts: list[Alert]) -> None:
+        self.state.set(sensor, state)
+        await self.ctx.send_alerts(alerts)
+        for alert in alerts:  # gas alarms go on to their site for correlation
+            entry = self.ctx.registry.get(alert.device_id)
+            if entry is not None and entry.site and alert.type in correlation.GAS_ALARMS:
+                await self.site_alarms.send(key=entry.site.encode(), value=schemas.encode(alert))
+
+    def silent(self, now: datetime) -> list[str]:
+        return [s for s, st in self.state.items() if gas.silence(st, s, now, self.cfg(s))[1]]
+
+    async def on_status(self, status: DeviceStatus) -> None:
+        """A known gas sensor's last will means offline now."""
+        if status.device_id in self.state:
+            at = status.at or status.ingested_at or datetime.now(UTC)
+            online = status.state is DeviceState.ONLINE
+            state, alerts = gas.status(self.state.get(status.device_id), status.device_id, online, at,
+                                       self.cfg(status.device_id))
+            await self.save(status.device_id, state, alerts)
+
+
+def register(ctx: Context) -> GasAgents:
+    app, ga = ctx.app, GasAgents(ctx)
+    checks = ctx.periodic_check(topics.KAFKA_GAS_TICKS, ctx.settings.gas.check_every_s, ga.silent)
+
+    @app.agent(ctx.event_topics[MessageKind.GAS_READING], name="gas-readings")
+    async def gas_readings(stream: faust.StreamT) -> None:
+        async for raw in stream:
+            reading = await ctx.decode(MessageKind.GAS_READING, raw)
+            if reading is None:
+                continue
+            ctx.sink().add(metrics.gas_points(reading))
+            state, alerts = gas.step(ga.state.get(reading.sensor_id), reading, ga.cfg(reading.sensor_id))
+            await ga.save(reading.sensor_id, state, alerts)
+
+    @app.agent(checks, name="gas-silence")
+    async def gas_silence(stream: faust.StreamT) -> None:
+        async for key, raw in stream.items():
+            sensor = key.decode()
+            state, alerts = gas.silence(ga.state.get(sensor), sensor, datetime.fromisoformat(raw.decode()),
+                                        ga.cfg(sensor))
+            await ga.save(sensor, state, alerts)
+
+    @app.agent(ga.site_alarms, name="gas-sites")
+    async def gas_sites(stream: faust.StreamT) -> None:
+        async for key, raw in stream.items():
+            alert = await ctx.decode(Alert, raw, topics.KAFKA_SITE_ALARMS)
+            if alert is None:
+                continue
+            site = key.decode()
+            state, alerts = correlation.site_step(ga.sites.get(site), site, alert, ctx.settings.gas.site_window_s)
+            ga.sites.set(site, state)
+            await ctx.send_alerts(alerts)
+
+    return ga

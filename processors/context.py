@@ -1,0 +1,108 @@
+"""What every agent module shares: the app, its topics and tables, decoding with dead letters,
+alert sending, the metric sink, the device registry. Built once by ``create_app``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import faust
+import msgspec
+
+from models import schemas, topics
+from models.schemas import Alert, SchemaError
+from models.settings import Settings
+from models.topics import MessageKind
+from processors.sinks import MetricSink
+from safecity.registry import RegistryFile
+
+logger = logging.getLogger(__name__)
+STAGE = "processor"
+S = TypeVar("S")
+
+
+class StructTable(Generic[S]):
+    """A Faust table of msgspec structs keyed by str (stored as JSON bytes)."""
+
+    def __init__(self, table: faust.Table, struct: type[S]) -> None:
+        self.table, self.struct = table, struct
+
+    def get(self, key: str) -> S:
+        stored = self.table.get(key.encode())
+        return msgspec.json.decode(stored, type=self.struct) if stored else self.struct()
+
+    def set(self, key: str, value: S) -> None:
+        self.table[key.encode()] = msgspec.json.encode(value)
+
+    def __contains__(self, key: str) -> bool:
+        return key.encode() in self.table
+
+    def items(self) -> list[tuple[str, S]]:
+        return [(k.decode(), msgspec.json.decode(v, type=self.struct)) for k, v in list(self.table.items())]
+
+
+@dataclass
+class Context:
+    app: Any  # SafeCityApp
+    settings: Settings
+    registry: RegistryFile
+    alerts_topic: faust.TopicT = field(init=False)
+    dead_letter_topic: faust.TopicT = field(init=False)
+    event_topics: dict[MessageKind, faust.TopicT] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.alerts_topic = self.topic(topics.KAFKA_ALERTS)
+        self.dead_letter_topic = self.topic(topics.KAFKA_DEAD_LETTERS)
+        self.event_topics = {kind: self.topic(name) for kind, name in topics.KAFKA_TOPICS.items()}
+
+    def topic(self, name: str) -> faust.TopicT:
+        return self.app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    def table(self, name: str) -> faust.Table:
+        return self.app.Table(name, key_type=bytes, value_type=bytes, partitions=self.settings.kafka.partitions)
+
+    def struct_table(self, name: str, struct: type[S]) -> StructTable[S]:
+        return StructTable(self.table(name), struct)
+
+    def sink(self) -> MetricSink:
+        return self.app.output("metrics")
+
+    async def dead_letter(self, code: str, reason: str, source: str, raw: bytes) -> None:
+        dl = schemas.dead_letter(STAGE, code, reason, source, raw or b"", datetime.now(UTC))
+        await self.dead_letter_topic.send(key=source.encode(), value=schemas.encode(dl))
+        logger.warning("dead letter %s from %s", code, source)
+
+    async def decode(self, kind: MessageKind | type, raw: bytes, source: str | None = None) -> Any | None:
+        """Validate a Kafka value against its schema; a bad one becomes a dead letter (None)."""
+        source = source or (topics.KAFKA_TOPICS[kind] if isinstance(kind, MessageKind) else "")
+        try:
+            if isinstance(kind, MessageKind):
+                return schemas.decode_event(kind, raw)
+            return schemas.decode_as(kind, raw)
+        except SchemaError as exc:
+            await self.dead_letter(exc.code, str(exc), source, raw)
+            return None
+
+    async def send_alerts(self, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            await self.alerts_topic.send(key=alert.alert_id.encode(), value=schemas.encode(alert))
+
+    def periodic_check(self, name: str, every_s: float, candidates: Callable[[datetime], list[str]]) -> faust.TopicT:
+        """Silence checks: a timer scans this worker's keys read-only and sends each due key a check
+        event on its own partition, where an agent may change the table (Faust tables change only
+        inside a stream). Returns the check topic for that agent."""
+        check_topic = self.topic(name)
+
+        async def scan() -> None:
+            now = datetime.now(UTC)
+            for key in candidates(now):
+                await check_topic.send(key=key.encode(), value=now.isoformat().encode())
+
+        scan.__name__ = scan.__qualname__ = f"scan_{name.replace('.', '_').replace('-', '_')}"
+        self.app.timer(interval=every_s)(scan)
+        return check_topic
+
+
