@@ -227,8 +227,9 @@ class Alert(Struct, kw_only=True):
 
 
 class Decision(enum.StrEnum):
-    CONFIRMED = "confirmed"
-    REJECTED = "rejected"
+    ACKNOWLEDGED = "acknowledged"  # someone is on it; the alert clears when its cause does
+    CONFIRMED = "confirmed"  # a lead verified by a person (closes the lead)
+    REJECTED = "rejected"  # a false match (closes the lead; counted per matching rule)
 
 
 class AlertFeedback(Struct, kw_only=True):

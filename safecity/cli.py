@@ -323,6 +323,12 @@ def _decide(alert_id: str, decision: str, reason: str, by: str | None) -> None:
     typer.echo(f"{decision} {alert_id} as {audit.by}")
 
 
+@alert_app.command("ack")
+def alert_ack(alert_id: str, reason: str = typer.Option("", help="note"), by: str | None = None) -> None:
+    """Acknowledge an alert: someone is on it (audited; it clears when its cause does)."""
+    _decide(alert_id, "acknowledged", reason, by)
+
+
 @alert_app.command("confirm")
 def alert_confirm(alert_id: str, reason: str = typer.Option("", help="what was verified"),
                   by: str | None = None) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import faust
 
 from models import schemas, topics
-from models.schemas import Alert, AlertState, SchemaError
+from models.schemas import Alert, SchemaError
 from processors.context import STAGE, Context
 from processors.rules import metrics, notify, watch_alerts
 
@@ -54,7 +54,7 @@ def register(ctx: Context) -> None:
             alert = schemas.decode_as(Alert, stored)
             ctx.sink().add(metrics.feedback_points(alert.type, str(alert.details.get("match", "")),
                                                    fb.decision.value, fb.at))
-            if alert.state is AlertState.FIRING:
+            if watch_alerts.closes(alert, fb.decision.value):
                 await ctx.send_alerts([watch_alerts.decided(alert, fb.decision.value, fb.reason, fb.by, fb.at)])
 
     @app.agent(ctx.dead_letter_topic, name="dead-letters")
