@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import faust
+import msgspec
 
 from models import schemas, topics
 from models.topics import MessageKind
@@ -14,12 +15,18 @@ from processors.rules import image as image_rules
 from processors.rules.motion import MotionTracker
 
 
+REFERENCE_EVERY = 25
+
+
 class CameraAgents:
     def __init__(self, ctx: Context) -> None:
         c = ctx.settings.camera
         self.ctx = ctx
         self.cfg = camera.CameraConfig(bad_frames=c.bad_frames, good_frames=c.good_frames, frozen_s=c.frozen_s)
         self.state = ctx.struct_table("camera-state", camera.CameraState)
+        # The learnt reference view (~25 KB) changes slowly: it is stored apart, while it is being
+        # learnt and then every REFERENCE_EVERY healthy frames, not with every frame's small state.
+        self.references = ctx.table("camera-reference")
         self.motion_topic = ctx.topic(topics.KAFKA_MOTION)
         self.trackers: dict[str, MotionTracker] = {}  # motion backgrounds live in memory, relearnt after a restart
 
@@ -32,8 +39,13 @@ class CameraAgents:
         except image_rules.ImageError as exc:
             await ctx.dead_letter(exc.code, f"camera {camera_id}: {exc}", source, data)
             return
-        state, alerts, health = camera.observe(self.state.get(camera_id), camera_id, frame, at, self.cfg)
-        self.state.set(camera_id, state)
+        before = self.state.get(camera_id)
+        before.reference = self.references.get(camera_id.encode())
+        state, alerts, health = camera.observe(before, camera_id, frame, at, self.cfg)
+        if state.reference_count != before.reference_count and (
+                state.reference_count <= self.cfg.reference_frames or state.reference_count % REFERENCE_EVERY == 0):
+            self.references[camera_id.encode()] = state.reference
+        self.state.set(camera_id, msgspec.structs.replace(state, reference=None))
         entry = ctx.registry.get(camera_id) or ctx.registry.get(device_id)
         ctx.sink().add(metrics.camera_points(camera_id, entry.district if entry else None, health.scores,
                                              health.problems, at))
