@@ -1,0 +1,154 @@
+"""Ingest throughput: MQTT -> validation -> Kafka, against plain MQTT delivery in the same run.
+
+    python -m bench.ingest_bench [--messages 20000]
+
+Starts its own Mosquitto, Kafka and InfluxDB on free loopback ports (stopped by PID at the end),
+then measures (1) the baseline: QoS 1 messages from a publisher to a subscriber through Mosquitto,
+and (2) the same messages through the real ingest bridge until all are in Kafka.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from deploy import services
+from deploy.kafka_topics import ensure_topics
+from models import schemas, topics
+from models.schemas import GasReading, GasType, GasUnit
+from models.settings import Settings
+from models.topics import MessageKind
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def payloads(n: int, sensor: str) -> list[bytes]:
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    return [schemas.encode(GasReading(sensor_id=sensor, gas=GasType.COMBUSTIBLE, value=2.0, unit=GasUnit.LEL,
+                                      measured_at=t0 + timedelta(milliseconds=i), seq=i)) for i in range(n)]
+
+
+def publish_all(settings: Settings, topic: str, data: list[bytes]) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+    client.max_inflight_messages_set(1000)  # bounded: 65k+ unacknowledged stalls the publisher
+    client.max_queued_messages_set(0)
+    client.connect(settings.mqtt.host, settings.mqtt.port)
+    client.loop_start()
+    infos = [client.publish(topic, d, qos=1) for d in data]
+    for info in infos:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+
+
+def baseline(settings: Settings, data: list[bytes]) -> float:
+    got, done = [0], threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub")
+    ready = threading.Event()
+    sub.on_connect = lambda c, *a: c.subscribe("bench/#", qos=1)
+    sub.on_subscribe = lambda *a: ready.set()
+
+    def on_message(c, u, m) -> None:
+        got[0] += 1
+        if got[0] == len(data):
+            done.set()
+
+    sub.on_message = on_message
+    sub.connect(settings.mqtt.host, settings.mqtt.port)
+    sub.loop_start()
+    ready.wait(10)
+    t = time.perf_counter()
+    publish_all(settings, "bench/readings", data)
+    done.wait(120)
+    elapsed = time.perf_counter() - t
+    sub.disconnect()
+    sub.loop_stop()
+    return len(data) / elapsed
+
+
+async def kafka_count(settings: Settings, topic: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(settings.kafka.partitions)]
+        consumer.assign(parts)
+        end = await consumer.end_offsets(parts)
+        return sum(end.values())
+    finally:
+        await consumer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=20000)
+    args = parser.parse_args()
+    run_dir = Path(tempfile.mkdtemp(prefix="safecity-bench-"))
+    mqtt_port, kafka, controller, influx, rpc, adapter = free_ports(6)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFECITY_")} | {
+        "SAFECITY_MQTT__PORT": str(mqtt_port), "SAFECITY_KAFKA__BOOTSTRAP": f"127.0.0.1:{kafka}",
+        "SAFECITY_SERVICES__RUN_DIR": str(run_dir), "SAFECITY_SERVICES__KAFKA_CONTROLLER_PORT": str(controller),
+        "SAFECITY_SERVICES__INFLUXDB_PORT": str(influx), "SAFECITY_SERVICES__INFLUXDB_RPC_PORT": str(rpc),
+        "SAFECITY_INFLUX__URL": f"http://127.0.0.1:{adapter}", "SAFECITY_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT)}
+    os.environ.update(env)
+    settings = Settings()
+    started = services.start_all(settings)
+    asyncio.run(ensure_topics(settings.kafka))
+    bridge = None
+    try:
+        data = payloads(args.messages, "bench-gas")
+        base = baseline(settings, data)
+        bridge = subprocess.Popen([sys.executable, "-m", "safecity.cli", "ingest"], env=env, cwd=ROOT,
+                                  start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        topic = topics.kafka_topic(MessageKind.GAS_READING)
+        # warm up: the bridge is subscribed once a message published now reaches Kafka
+        deadline = time.monotonic() + 120
+        while asyncio.run(kafka_count(settings, topic)) == 0:
+            if time.monotonic() > deadline:
+                raise SystemExit("the ingest bridge did not start")
+            publish_all(settings, "safecity/v1/gas/bench-gas/reading", data[:1])
+            time.sleep(0.5)
+        before = asyncio.run(kafka_count(settings, topic))
+        t = time.perf_counter()
+        publish_all(settings, "safecity/v1/gas/bench-gas/reading", data)
+        deadline = time.monotonic() + 600
+        while asyncio.run(kafka_count(settings, topic)) < before + len(data):
+            if time.monotonic() > deadline:
+                raise SystemExit("not every message reached Kafka")
+            time.sleep(0.05)
+        rate = len(data) / (time.perf_counter() - t)
+        print(f"| path | messages/s | ratio to baseline |\n| --- | ---: | ---: |\n"
+              f"| baseline: MQTT QoS 1, publisher -> Mosquitto -> subscriber | {base:,.0f} | 1.00 |\n"
+              f"| ingest: MQTT QoS 1 -> validate -> Kafka (acks=all), acked after Kafka | {rate:,.0f} | "
+              f"{rate / base:.2f} |")
+    finally:
+        if bridge is not None:
+            services.stop_pid(bridge.pid)
+        for service in reversed(started):
+            service.stop()
+
+
+if __name__ == "__main__":
+    main()
