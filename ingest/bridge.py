@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 import signal
 from datetime import UTC, datetime
@@ -70,10 +71,17 @@ class Bridge:
         if self.stopping.is_set():
             return  # not acknowledged: the broker redelivers it to the next session
         fut = asyncio.run_coroutine_threadsafe(self.queue.put(msg), self.loop)
-        try:
-            fut.result()
-        except Exception:  # noqa: BLE001 - loop closing: leave the message unacknowledged
-            logger.warning("dropping delivery during shutdown; the broker will redeliver it")
+        while True:  # blocks while the queue is full: back-pressure reaches the broker over TCP
+            try:
+                fut.result(timeout=1.0)
+                return
+            except concurrent.futures.TimeoutError:
+                if self.stopping.is_set():  # shutting down with a full queue: do not hang the thread
+                    fut.cancel()
+                    return
+            except Exception:  # noqa: BLE001 - loop closing: leave the message unacknowledged
+                logger.warning("delivery not queued during shutdown; the broker will redeliver it")
+                return
 
     # ---- asyncio side
     async def run(self) -> None:
