@@ -1,0 +1,52 @@
+"""Two workers share the partitions; when one dies, the other takes over its sensors' state
+without losing readings or notifying an alarm twice."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from devices.client import DeviceClient
+from models import topics
+from models.schemas import GasReading, GasType, GasUnit
+from models.topics import DeviceKind, MessageKind
+from tests.integration.conftest import WORKER_READY
+from tests.integration.harness import MqttProbe, Process, influx_query, poll
+
+pytestmark = pytest.mark.integration
+
+
+def test_second_worker_fails_over_without_loss_or_repeat(pipeline, settings, registry, stack_env):
+    sensors = [registry.add("gas", interval_s=3600) for _ in range(4)]  # spread over both partitions
+    second = Process(["worker"], stack_env, settings.services.run_dir / "worker-2.log", WORKER_READY).start(120)
+    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/gas-level-1/#")
+    clients = {s: DeviceClient(settings.mqtt, DeviceKind.GAS, s).start() for s in sensors}
+    t0 = datetime.now(UTC) - timedelta(minutes=4)
+
+    def send(i: int, value: float) -> None:
+        for s, c in clients.items():
+            c.publish(MessageKind.GAS_READING, GasReading(sensor_id=s, gas=GasType.COMBUSTIBLE, value=value,
+                                                          unit=GasUnit.LEL, measured_at=t0 + timedelta(seconds=10 * i),
+                                                          seq=i)).wait_for_publish(10)
+
+    try:
+        for i, v in enumerate([2, 30, 31]):
+            send(i, v)
+        fired = [probe.next_json(90) for _ in sensors]
+        assert {a["device_id"] for a in fired} == set(sensors) and {a["state"] for a in fired} == {"firing"}
+
+        second.kill()  # one of the two workers dies mid-alarm; the survivor takes its partitions
+        for i, v in enumerate([33, 32, 5, 5, 5, 5, 5, 5, 5], start=3):
+            send(i, v)
+        cleared = [probe.next_json(120) for _ in sensors]
+        assert {a["device_id"] for a in cleared} == set(sensors) and {a["state"] for a in cleared} == {"cleared"}
+        assert probe.drain(settle=3) == []  # nothing raised twice
+        for s in sensors:
+            poll(lambda s=s: len(influx_query(settings, f"SELECT value FROM gas WHERE sensor_id = '{s}'")) == 12, 60,
+                 f"every reading of {s}")
+    finally:
+        second.stop()
+        for c in clients.values():
+            c.close()
+        probe.close()
