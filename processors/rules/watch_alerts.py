@@ -33,34 +33,31 @@ def in_cooldown(last: datetime | None, at: datetime, cooldown: timedelta = COOLD
     return last is not None and timedelta(0) <= at - last < cooldown
 
 
+def _lead(m: WatchlistMatch, live_type: str, place: str, subject: str, at: datetime, retro: bool,
+          first_seen: datetime | None, sightings: int, what: str, details: dict) -> Alert:
+    """One watch-list lead: live (``watch:``) or from a retro-hunt (``retro:``), keyed by entry,
+    place and a hash of the subject."""
+    seen = f" ({sightings}x in the look-back window)" if retro else ""
+    return Alert(
+        alert_id=f"{'retro' if retro else 'watch'}:{m.entry_id}:{place}:{subject_hash(subject)}",
+        type="watchlist-retro-hit" if retro else live_type, severity=severity(m), state=AlertState.FIRING,
+        device_id=place, since=first_seen or at, at=at,
+        summary=f"{m.category} {m.entry_id}: {m.kind} {what} at {place}{seen}; verify",
+        details={"entry_id": m.entry_id, "category": m.category, "match": m.kind, "score": m.score,
+                 "explanation": m.explanation, "seen_at": at.isoformat(), "sightings": sightings} | details)
+
+
 def vehicle_alert(read: PlateRead, m: WatchlistMatch, listed_plate: str, retro: bool = False,
                   first_seen: datetime | None = None, sightings: int = 1) -> Alert:
-    subject = subject_hash(listed_plate)
-    kind = "watchlist-retro-hit" if retro else "watchlist-vehicle"
-    seen = f" (seen {sightings}x in the look-back window)" if retro else ""
-    return Alert(
-        alert_id=f"{'retro' if retro else 'watch'}:{m.entry_id}:{read.checkpoint_id}:{subject}", type=kind,
-        severity=severity(m), state=AlertState.FIRING, device_id=read.checkpoint_id,
-        since=first_seen or read.captured_at, at=read.captured_at,
-        summary=f"{m.category} {m.entry_id}: {m.kind} plate match at {read.checkpoint_id}{seen}; verify",
-        details={"entry_id": m.entry_id, "category": m.category, "match": m.kind, "score": m.score,
-                 "explanation": m.explanation, "read_id": read.read_id, "camera_id": read.camera_id,
-                 "plate_read": read.plate, "plate_listed": listed_plate, "seen_at": read.captured_at.isoformat(),
-                 "sightings": sightings})
+    return _lead(m, "watchlist-vehicle", read.checkpoint_id, listed_plate, read.captured_at, retro, first_seen,
+                 sightings, "plate match", {"read_id": read.read_id, "camera_id": read.camera_id,
+                                            "plate_read": read.plate, "plate_listed": listed_plate})
 
 
 def person_alert(reg: HotelRegistration, m: WatchlistMatch, subject: str, retro: bool = False,
                  first_seen: datetime | None = None, sightings: int = 1) -> Alert:
-    kind = "watchlist-retro-hit" if retro else "watchlist-person"
-    seen = f" (registered {sightings}x in the look-back window)" if retro else ""
-    return Alert(
-        alert_id=f"{'retro' if retro else 'watch'}:{m.entry_id}:{reg.hotel_id}:{subject_hash(subject)}", type=kind,
-        severity=severity(m), state=AlertState.FIRING, device_id=reg.hotel_id,
-        since=first_seen or reg.checkin_at, at=reg.checkin_at,
-        summary=f"{m.category} {m.entry_id}: {m.kind} match for a guest at {reg.hotel_id}{seen}; verify",
-        details={"entry_id": m.entry_id, "category": m.category, "match": m.kind, "score": m.score,
-                 "explanation": m.explanation, "registration_id": reg.registration_id,
-                 "subject": subject_hash(subject), "seen_at": reg.checkin_at.isoformat(), "sightings": sightings})
+    return _lead(m, "watchlist-person", reg.hotel_id, subject, reg.checkin_at, retro, first_seen, sightings,
+                 "match for a guest", {"registration_id": reg.registration_id, "subject": subject_hash(subject)})
 
 
 def person_subject(reg: HotelRegistration) -> str:
