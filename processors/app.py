@@ -41,6 +41,20 @@ class SafeCityApp(faust.App):
             self.outputs[name] = self.output_factories[name]()
         return self.outputs[name]
 
+    async def on_start(self) -> None:
+        await super().on_start()
+        # Faust flushes its producer right before committing offsets: flush the metric sink there
+        # too, so that an offset is committed only once the metrics of its events are stored.
+        producer_flush = self.producer.flush
+
+        async def flush() -> None:
+            await producer_flush()
+            sink = self.outputs.get("metrics")
+            if sink is not None:
+                await asyncio.get_running_loop().run_in_executor(None, sink.flush)
+
+        self.producer.flush = flush  # type: ignore[method-assign]
+
     async def on_stop(self) -> None:
         await super().on_stop()
         for name, output in list(self.outputs.items()):
