@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,16 +31,6 @@ from models.settings import Settings
 from models.topics import MessageKind
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def payloads(n: int, sensor: str) -> list[bytes]:
@@ -105,13 +94,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="safecity-bench-"))
-    mqtt_port, kafka, controller, influx, rpc, adapter = free_ports(6)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFECITY_")} | {
-        "SAFECITY_MQTT__PORT": str(mqtt_port), "SAFECITY_KAFKA__BOOTSTRAP": f"127.0.0.1:{kafka}",
-        "SAFECITY_SERVICES__RUN_DIR": str(run_dir), "SAFECITY_SERVICES__KAFKA_CONTROLLER_PORT": str(controller),
-        "SAFECITY_SERVICES__INFLUXDB_PORT": str(influx), "SAFECITY_SERVICES__INFLUXDB_RPC_PORT": str(rpc),
-        "SAFECITY_INFLUX__URL": f"http://127.0.0.1:{adapter}", "SAFECITY_LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(ROOT)}
+    env = services.isolated_env(run_dir) | {"SAFECITY_LOG_LEVEL": "WARNING"}
     os.environ.update(env)
     settings = Settings()
     started = services.start_all(settings)

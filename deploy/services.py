@@ -74,6 +74,37 @@ def http_ok(url: str) -> bool:
         return False
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free right now (bound together, then released)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def isolated_env(run_dir: Path) -> dict[str, str]:
+    """The environment for a private set of local servers (free ports, own run directory), so a
+    test session or a benchmark never touches a running demo: the SAFECITY_* variables of the
+    current environment are replaced."""
+    mqtt, kafka, controller, influx, rpc, adapter = free_ports(6)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFECITY_")}
+    root = str(DEPLOY_DIR.parent)
+    return env | {
+        "SAFECITY_MQTT__PORT": str(mqtt),
+        "SAFECITY_KAFKA__BOOTSTRAP": f"127.0.0.1:{kafka}",
+        "SAFECITY_SERVICES__RUN_DIR": str(run_dir),
+        "SAFECITY_SERVICES__KAFKA_CONTROLLER_PORT": str(controller),
+        "SAFECITY_SERVICES__INFLUXDB_PORT": str(influx),
+        "SAFECITY_SERVICES__INFLUXDB_RPC_PORT": str(rpc),
+        "SAFECITY_INFLUX__URL": f"http://127.0.0.1:{adapter}",
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+    }
+
+
 def stop_pid(pid: int, timeout: float = 20.0) -> None:
     """SIGTERM the process group led by ``pid``, then SIGKILL after ``timeout``."""
     if not pid_alive(pid):

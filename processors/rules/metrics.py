@@ -3,7 +3,7 @@ numbers or plate texts, only device ids, categories and numbers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from models.schemas import Alert, DeadLetter, DeviceStatus, GasReading, HotelRegistration, MotionEvent, PlateRead
@@ -15,7 +15,6 @@ class MetricPoint:
     tags: dict[str, str]
     fields: dict[str, float | int | bool | str]
     time: datetime
-    extra: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _latency(event_time: datetime | None, ingested_at: datetime | None) -> dict[str, float]:

@@ -11,7 +11,7 @@ import pytest
 
 from deploy import services
 from models.settings import Settings
-from tests.integration.harness import Process, Registry, free_ports
+from tests.integration.harness import Process, Registry
 
 WORKER_READY = "[^Worker]: Ready"
 INGEST_READY = "MQTT connected"
@@ -20,26 +20,15 @@ INGEST_READY = "MQTT connected"
 @pytest.fixture(scope="session")
 def stack_env(tmp_path_factory) -> dict[str, str]:
     run_dir: Path = tmp_path_factory.mktemp("services")
-    mqtt, kafka, controller, influx, rpc, adapter = free_ports(6)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFECITY_")}
-    env |= {
-        "SAFECITY_MQTT__PORT": str(mqtt),
+    env = services.isolated_env(run_dir) | {
         "SAFECITY_MQTT__INGEST_CLIENT_ID": f"ingest-{uuid.uuid4().hex[:6]}",
-        "SAFECITY_KAFKA__BOOTSTRAP": f"127.0.0.1:{kafka}",
         "SAFECITY_KAFKA__PARTITIONS": "2",
-        "SAFECITY_SERVICES__RUN_DIR": str(run_dir),
-        "SAFECITY_SERVICES__KAFKA_CONTROLLER_PORT": str(controller),
-        "SAFECITY_SERVICES__INFLUXDB_PORT": str(influx),
-        "SAFECITY_SERVICES__INFLUXDB_RPC_PORT": str(rpc),
         "SAFECITY_SERVICES__KAFKA_HEAP": "512m",
-        "SAFECITY_INFLUX__URL": f"http://127.0.0.1:{adapter}",
         "SAFECITY_INFLUX__FLUSH_INTERVAL_MS": "200",
         "SAFECITY_WORKER__DATA_DIR": str(run_dir / "worker"),
         "SAFECITY_WORKER__APP_ID": f"it-{uuid.uuid4().hex[:6]}",
         "SAFECITY_REGISTRY": str(run_dir / "registry.yaml"),
         "SAFECITY_GAS__CHECK_EVERY_S": "1",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
-                                                     os.environ.get("PYTHONPATH")])),
     }
     return env
 

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import queue
-import socket
 import subprocess
 import sys
 import time
@@ -23,17 +22,6 @@ from deploy.services import stop_pid
 from models.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
