@@ -14,7 +14,10 @@ from typing import Annotated, Any
 
 import msgspec
 
+from models.alerts import Severity
 from models.topics import MessageKind
+
+__all__ = ["Severity"]  # re-exported: severity is declared with the alert types (models/alerts.py)
 
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 DeviceId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
@@ -63,14 +66,6 @@ GAS_UNITS = {GasType.COMBUSTIBLE: GasUnit.LEL, GasType.CO: GasUnit.PPM}
 class DeviceState(enum.StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"
-
-
-class Severity(enum.StrEnum):
-    CRITICAL = "critical"
-    HIGH = "high"
-    WARNING = "warning"
-    MAINTENANCE = "maintenance"
-    INFO = "info"
 
 
 class AlertState(enum.StrEnum):

@@ -18,14 +18,14 @@ import cv2
 import msgspec
 import numpy as np
 
-from models.schemas import Alert, AlertState, Severity
+from models import alerts as alert_types
+from models.schemas import Alert, AlertState
 from processors.rules import image as im
 
 ALERT_FOR = {"occlusion": "camera-tampered", "signal-loss": "camera-tampered", "scene-changed": "camera-tampered",
              "blur": "camera-blurred", "dark": "camera-image-quality", "overexposed": "camera-image-quality",
              "low-contrast": "camera-image-quality", "frozen": "camera-frozen"}
-SEVERITY = {"camera-tampered": Severity.HIGH, "camera-frozen": Severity.HIGH, "camera-blurred": Severity.WARNING,
-            "camera-image-quality": Severity.WARNING}
+CAMERA_ALERTS = ("camera-tampered", "camera-frozen", "camera-blurred", "camera-image-quality")
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def observe(state: CameraState, camera_id: str, image: np.ndarray, at: datetime,
     if "camera-tampered" in types:
         types = {"camera-tampered"}  # a covered or lost view is also dark, flat and unchanging
     alerts: list[Alert] = []
-    for alert_type in SEVERITY:
+    for alert_type in CAMERA_ALERTS:
         if alert_type in types:
             s.streak[alert_type] = s.streak.get(alert_type, 0) + 1
             s.good.pop(alert_type, None)
@@ -154,5 +154,5 @@ def _alert(camera_id: str, alert_type: str, state: AlertState, since: datetime, 
     details: dict = {k: v for k, v in health.scores.items()}
     if problems:
         details["problems"] = ",".join(problems)
-    return Alert(alert_id=f"{alert_type}:{camera_id}", type=alert_type, severity=SEVERITY[alert_type], state=state,
+    return Alert(alert_id=f"{alert_type}:{camera_id}", type=alert_type, severity=alert_types.severity(alert_type), state=state,
                  device_id=camera_id, since=since, at=at, summary=summary, details=details)

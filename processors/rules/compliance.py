@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from models.schemas import Alert, AlertState, Severity
+from models import alerts as alert_types
+from models.schemas import Alert, AlertState
 
 
 def late_upload_alert(hotel_id: str, registration_id: str, delay_s: float, at: datetime) -> Alert:
     return Alert(alert_id=f"hotel-late-upload:{hotel_id}:{at:%Y%m%d%H}", type="hotel-late-upload",
-                 severity=Severity.WARNING, state=AlertState.FIRING, device_id=hotel_id, since=at, at=at,
+                 severity=alert_types.severity("hotel-late-upload"), state=AlertState.FIRING, device_id=hotel_id, since=at, at=at,
                  summary=f"hotel {hotel_id} uploaded a registration {delay_s / 60:.0f} min after check-in",
                  details={"registration_id": registration_id, "delay_s": round(delay_s, 1)})
 
@@ -90,6 +91,6 @@ def silence(state: HotelState, hotel: str, now: datetime, cfg: SilenceConfig = S
 def _silent_alert(hotel: str, state: AlertState, since: datetime, at: datetime, usual: float | None) -> Alert:
     summary = (f"hotel {hotel} has uploaded no registration for far longer than its usual "
                f"{usual / 60:.0f} min at this hour" if state is AlertState.FIRING else f"hotel {hotel} uploading again")
-    return Alert(alert_id=f"hotel-silent:{hotel}", type="hotel-silent", severity=Severity.WARNING, state=state,
+    return Alert(alert_id=f"hotel-silent:{hotel}", type="hotel-silent", severity=alert_types.severity("hotel-silent"), state=state,
                  device_id=hotel, since=since, at=at, summary=summary,
                  details={"usual_gap_s": round(usual, 1)} if usual else {})

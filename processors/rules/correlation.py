@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from models.schemas import Alert, AlertState, Severity
+from models import alerts as alert_types
+from models.schemas import Alert, AlertState
 
 GAS_ALARMS = frozenset({"gas-level-1", "gas-level-2", "co-alarm"})
 
@@ -42,6 +43,6 @@ def site_step(state: SiteState, site: str, alert: Alert, window_s: float = 300.0
 
 def _site_alert(site: str, state: AlertState, since: datetime, at: datetime, sensors: list[str]) -> Alert:
     verb = "in alarm together" if state is AlertState.FIRING else "no longer in alarm together"
-    return Alert(alert_id=f"gas-site-alarm:{site}", type="gas-site-alarm", severity=Severity.CRITICAL, state=state,
+    return Alert(alert_id=f"gas-site-alarm:{site}", type="gas-site-alarm", severity=alert_types.severity("gas-site-alarm"), state=state,
                  device_id=site, since=since, at=at, summary=f"{len(sensors)} sensors at site {site} {verb}",
                  details={"sensors": ",".join(sensors)[:200], "site": site})

@@ -33,7 +33,8 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from models.schemas import Alert, AlertState, GasReading, GasType, Severity
+from models import alerts as alert_types
+from models.schemas import Alert, AlertState, GasReading, GasType
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,6 @@ class GasConfig:
         known = {k: v for k, v in thresholds.items() if k in self.__dataclass_fields__}
         return replace(self, **known, **({"interval_s": interval_s} if interval_s else {}))
 
-
-SEVERITY = {
-    "gas-level-1": Severity.HIGH, "gas-level-2": Severity.CRITICAL, "gas-rate-of-rise": Severity.WARNING,
-    "co-alarm": Severity.CRITICAL, "sensor-fault": Severity.MAINTENANCE, "sensor-offline": Severity.WARNING,
-    "sensor-flapping": Severity.WARNING, "low-battery": Severity.MAINTENANCE,
-}
 
 # CO: time to alarm at a constant concentration (ppm -> minutes). Between points the alarm *rate*
 # (1 / time) is interpolated linearly; at or below 30 ppm nothing accumulates.
@@ -130,7 +125,7 @@ class _Emit:
 
     def __call__(self, alert_type: str, state: AlertState, since: datetime, summary: str, **details) -> None:
         self.out.append(Alert(alert_id=f"{alert_type}:{self.sensor}", type=alert_type,
-                              severity=SEVERITY[alert_type], state=state, device_id=self.sensor, since=since,
+                              severity=alert_types.severity(alert_type), state=state, device_id=self.sensor, since=since,
                               at=self.at, summary=summary[:300], details=details))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timedelta
 
+from models import alerts as alert_types
 from models.schemas import Alert, AlertState, HotelRegistration, PlateRead, Severity
 from models.watchlist import WatchlistMatch
 
@@ -26,7 +27,7 @@ def cooldown_key(entry_id: str, subject: str, place: str) -> str:
 
 
 def severity(m: WatchlistMatch) -> Severity:
-    return Severity.CRITICAL if m.priority == 1 else Severity.HIGH if m.priority <= 3 else Severity.WARNING
+    return alert_types.lead_severity(m.priority)
 
 
 def in_cooldown(last: datetime | None, at: datetime, cooldown: timedelta = COOLDOWN) -> bool:
