@@ -407,6 +407,84 @@ class InfluxV2Adapter(Service):
         return http_ok(f"http://{self.host}:{self.port}/ping")
 
 
+def _pg_bin(name: str) -> str | None:
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(found[-1]) if found else None
+
+
+@dataclass
+class PostgreSQL(Service):
+    """A private PostgreSQL cluster (Debian's server binaries), for the alert store's tests and
+    local runs against PostgreSQL. Run as root it runs as the ``postgres`` user (PostgreSQL refuses
+    root), in a data directory that user owns; trust authentication, loopback only."""
+
+    database: str = "safecity"
+    user: str = "safecity"
+    startup_timeout: float = 60.0
+
+    def installed(self) -> str | None:
+        return None if _pg_bin("postgres") and _pg_bin("initdb") else "postgresql"
+
+    def install(self) -> None:
+        if self.installed():
+            _apt_install("postgresql")
+
+    @property
+    def data(self) -> Path:
+        return self.dir / "data"
+
+    def _as_owner(self, cmd: list[str]) -> list[str]:
+        return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+    def prepare(self) -> None:
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            for parent in self.dir.parents:  # the postgres user must reach its data directory
+                if parent == Path("/") or parent.stat().st_mode & 0o001:
+                    continue
+                parent.chmod(parent.stat().st_mode | 0o001)
+        if not (self.data / "PG_VERSION").exists():
+            subprocess.run(self._as_owner([_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", self.user,
+                                           "-E", "UTF8", "--no-instructions"]),
+                           check=True, capture_output=True)
+
+    def command(self) -> list[str]:
+        return self._as_owner([_pg_bin("postgres"), "-D", str(self.data), "-h", self.host, "-p", str(self.port),
+                               "-k", str(self.dir), "-c", "fsync=off", "-c", "full_page_writes=off"])
+
+    def url(self, database: str | None = None) -> str:
+        return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database or self.database}"
+
+    def after_ready(self) -> None:
+        import psycopg
+
+        wait_until(lambda: self._connects(), 30, "postgres to accept connections")
+        with psycopg.connect(f"host={self.host} port={self.port} user={self.user} dbname=postgres",
+                             autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone():
+                conn.execute(f'CREATE DATABASE "{self.database}"')
+
+    def _connects(self) -> bool:
+        import psycopg
+
+        try:
+            psycopg.connect(f"host={self.host} port={self.port} user={self.user} dbname=postgres",
+                            connect_timeout=2).close()
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is not None:
+            try:
+                os.killpg(pid, signal.SIGINT)  # fast shutdown: clients are disconnected
+            except ProcessLookupError:
+                pass
+            stop_pid(pid)
+        self.pidfile.unlink(missing_ok=True)
+
+
 def local_services(settings: Settings) -> list[Service]:
     """The local servers in start order."""
     svc = settings.services

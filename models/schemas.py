@@ -221,22 +221,6 @@ class Alert(Struct, kw_only=True):
     details: dict[str, DetailValue] = {}
 
 
-class Decision(enum.StrEnum):
-    ACKNOWLEDGED = "acknowledged"  # someone is on it; the alert clears when its cause does
-    CONFIRMED = "confirmed"  # a lead verified by a person (closes the lead)
-    REJECTED = "rejected"  # a false match (closes the lead; counted per matching rule)
-
-
-class AlertFeedback(Struct, kw_only=True):
-    """An operator's decision on an alert (a lead verified, or a false match with its reason)."""
-
-    alert_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    decision: Decision
-    reason: Annotated[str, msgspec.Meta(max_length=500)] = ""
-    by: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    at: AwareDatetime
-
-
 class AuditRecord(Struct, kw_only=True):
     """One entry of the audit trail: who did what, when, to what (never names or ID numbers)."""
 

@@ -97,6 +97,33 @@ class WatchlistSettings(_Section):
     late_upload_s: float = Field(1800.0, gt=0, le=86400, description="registration uploaded later than this: late")
 
 
+class AlertSettings(_Section):
+    """The alert service (``safecity alerter``): store, policy, API, channels."""
+
+    db_url: SecretStr | None = Field(None, description="SQLAlchemy URL of the alert store (none: SQLite file "
+                                                       "<run_dir>/alerts.db; production: postgresql+psycopg://...)")
+    policy: Path | None = Field(None, description="notification policy (YAML); none: alerts are recorded and "
+                                                  "published on MQTT only")
+    group_id: str = Field("safecity-alerts", pattern=r"^[a-z0-9-]{1,60}$", description="Kafka consumer group")
+    api_host: str = Field("127.0.0.1", description="API listen address")
+    api_port: int = Field(8090, ge=1, le=65535, description="API port")
+    api_url: str = Field("http://127.0.0.1:8090", pattern=r"^https?://", description="API URL the CLI talks to")
+    token: SecretStr | None = Field(None, description="the CLI's API token (safecity alert user add)")
+    handled_target_s: float = Field(900.0, gt=0, le=7 * 86400,
+                                    description="an alert acknowledged or closed within this is handled in time")
+    snapshot_every_s: float = Field(10.0, ge=0.5, le=3600, description="open-alert snapshot metric interval")
+    retries: int = Field(5, ge=0, le=50, description="delivery retries per channel before a dead letter")
+    retry_base_s: float = Field(1.0, gt=0, le=600, description="first retry delay (doubles each time)")
+    retry_max_s: float = Field(300.0, gt=0, le=86400, description="longest retry delay")
+    send_timeout_s: float = Field(10.0, gt=0, le=300, description="one delivery attempt's time limit")
+    smtp_host: str = Field("127.0.0.1", description="SMTP server for e-mail receivers")
+    smtp_port: int = Field(25, ge=1, le=65535, description="SMTP port")
+    smtp_from: str = Field("safecity@localhost", description="sender address")
+    smtp_username: str | None = Field(None, description="SMTP user (none: no login)")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password")
+    smtp_starttls: bool = Field(False, description="STARTTLS before login")
+
+
 class LocalServices(_Section):
     """Where `safecity services` runs the local servers (development, demo and tests)."""
 
@@ -121,6 +148,7 @@ class Settings(BaseSettings):
     gas: GasSettings = GasSettings()
     camera: CameraSettings = CameraSettings()
     watchlist: WatchlistSettings = WatchlistSettings()
+    alerts: AlertSettings = AlertSettings()
     services: LocalServices = LocalServices()
     registry: Path | None = Field(None, description="device registry (YAML or CSV); set: unknown devices are rejected")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")

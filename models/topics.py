@@ -12,8 +12,9 @@ MQTT layout (device side)::
     gas       reading       GasReading (JSON)
     <any>     status        DeviceStatus (JSON, retained; last will = offline)
 
-Alerts leave the pipeline on ``safecity/v1/alerts/<alert_type>/<device_id>`` (retained, so a
-wall display that connects late sees each alert's current state) and components publish their
+Alerts leave the pipeline on ``safecity/v1/alerts/<alert_type>/<device_id>/<alert_id>`` (retained,
+one topic per alert, emptied when it closes: a wall display that connects late sees exactly the open
+alerts) and components publish their
 counters on ``safecity/v1/system/<component>/stats``.
 """
 
@@ -66,7 +67,6 @@ KAFKA_SITE_ALARMS = "safecity.gas-site-alarms.v1"  # gas alarm transitions keyed
 KAFKA_MOTION = "safecity.camera-motion.v1"  # motion-start / motion-end events, keyed by camera
 KAFKA_WATCHLIST_VEHICLES = "safecity.watchlist-vehicles.v1"  # compacted, keyed by entry id
 KAFKA_WATCHLIST_PERSONS = "safecity.watchlist-persons.v1"  # compacted, keyed by entry id
-KAFKA_FEEDBACK = "safecity.alert-feedback.v1"  # operator decisions, keyed by alert id
 KAFKA_AUDIT = "safecity.audit.v1"  # who did what to watch lists and alerts
 
 #: What ingest subscribes to: every device kind's namespace (not alerts/ or system/, our outputs).
@@ -126,8 +126,11 @@ def parse_device_topic(topic: str) -> DeviceTopic:
     return DeviceTopic(kind, device_id, message)
 
 
-def alert_topic(alert_type: str, device_id: str) -> str:
-    return f"{PREFIX}/alerts/{alert_type}/{_check_device_id(device_id)}"
+def alert_topic(alert_type: str, device_id: str, alert_id: str) -> str:
+    """One retained topic per alert: ``safecity/v1/alerts/<type>/<device_id>/<alert id>`` (the alert
+    id with any MQTT wildcard or level separator replaced by ``_``)."""
+    key = re.sub(r"[/+#\x00]", "_", alert_id)
+    return f"{PREFIX}/alerts/{alert_type}/{_check_device_id(device_id)}/{key}"
 
 
 def stats_topic(component: str) -> str:

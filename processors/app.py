@@ -6,8 +6,8 @@ new state, send alerts, hand metric points to the sink. Partition key = device i
 state lives beside its events and nothing is repartitioned.
 
 At-least-once: Faust commits an offset only after the agent has finished with the event. A replay
-recomputes the same transitions from event times; the alert agent notifies each transition once
-(``rules.notify``), so a replay after a crash does not notify twice.
+recomputes the same transitions from event times; the alert service (``alerting/``) recognises a
+replayed transition, so a replay after a crash does not notify twice.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 
 class SafeCityApp(faust.App):
-    """A Faust app that owns its outputs (metric sink, alert publisher) and closes them on stop."""
+    """A Faust app that owns its outputs (the metric sink) and closes them on stop."""
 
     outputs: dict[str, Any]
     output_factories: dict[str, Callable[[], Any]]
@@ -67,9 +67,8 @@ class SafeCityApp(faust.App):
 
 def _default_outputs(settings: Settings) -> dict[str, Callable[[], Any]]:
     from processors.sinks.influx import InfluxSink
-    from processors.sinks.mqtt_alerts import MqttAlertPublisher
 
-    return {"metrics": lambda: InfluxSink(settings.influx), "alerts": lambda: MqttAlertPublisher(settings)}
+    return {"metrics": lambda: InfluxSink(settings.influx)}
 
 
 def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None = None) -> SafeCityApp:

@@ -311,36 +311,213 @@ def watchlist_delete(entry_id: str, kind: str = typer.Option(..., help="vehicles
     typer.echo(f"deleted {entry_id} from {kind} as {audit.by}")
 
 
-alert_app = typer.Typer(no_args_is_help=True, help="Operator decisions on alerts (audited).")
+alert_app = typer.Typer(no_args_is_help=True, help="Alerts: list, show, act on them (through the alert API), "
+                                                    "test a routing policy.")
 app.add_typer(alert_app, name="alert")
+user_app = typer.Typer(no_args_is_help=True, help="Operators of the alert API.")
+alert_app.add_typer(user_app, name="user")
 
 
-def _decide(alert_id: str, decision: str, reason: str, by: str | None) -> None:
-    from models.schemas import Decision
-    from safecity import operator
+@app.command()
+def alerter() -> None:
+    """Run the alert service (store, lifecycle, routing, channels, API) until SIGINT/SIGTERM."""
+    from alerting import service
 
-    audit = operator.decide(load_settings(), alert_id, Decision(decision), reason, by)
-    typer.echo(f"{decision} {alert_id} as {audit.by}")
+    settings = load_settings()
+    _logging(settings.log_level)
+    service.run(settings)
+
+
+@user_app.command("add")
+def alert_user_add(name: str, role: str = typer.Option("operator", help="operator | supervisor | admin")) -> None:
+    """Create an operator (or give an existing one a new token); prints the API token once."""
+    from datetime import UTC, datetime
+
+    from alerting.service import store_url
+    from alerting.store import ROLES, AlertStore
+
+    if role not in ROLES:
+        typer.echo(f"error: --role must be one of {', '.join(ROLES)}", err=True)
+        raise typer.Exit(2)
+    store = AlertStore(store_url(load_settings()))
+    store.migrate()
+    typer.echo(store.add_user(name, role, datetime.now(UTC)))
+    store.close()
+
+
+def _api(method: str, path: str, body: dict | None = None, token: str | None = None):
+    """Call the alert API; exit 1 with the API's message on a refusal, 2 when it cannot be reached."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    settings = load_settings()
+    token = token or (settings.alerts.token.get_secret_value() if settings.alerts.token else None)
+    if not token:
+        typer.echo("error: no API token: set SAFECITY_ALERTS__TOKEN or pass --token "
+                   "(safecity alert user add NAME)", err=True)
+        raise typer.Exit(2)
+    req = urllib.request.Request(settings.alerts.api_url.rstrip("/") + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc).get("error", exc.reason)
+        except ValueError:
+            message = exc.reason
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(1) from None
+    except (urllib.error.URLError, OSError) as exc:
+        typer.echo(f"error: the alert API at {settings.alerts.api_url} cannot be reached ({exc})", err=True)
+        raise typer.Exit(2) from None
+
+
+def _act(alert_id: str, action: str, reason: str = "", assignee: str = "", token: str | None = None) -> None:
+    import urllib.parse
+
+    record = _api("POST", f"/api/v1/alerts/{urllib.parse.quote(alert_id, safe='')}/actions",
+                  {"action": action, "reason": reason, "assignee": assignee}, token)
+    typer.echo(f"{alert_id}: {record['status']} ({action} by {record['steps'][-1]['by']})")
+
+
+TOKEN = typer.Option(None, "--token", help="API token (default: SAFECITY_ALERTS__TOKEN)")
 
 
 @alert_app.command("ack")
-def alert_ack(alert_id: str, reason: str = typer.Option("", help="note"), by: str | None = None) -> None:
-    """Acknowledge an alert: someone is on it (audited; it clears when its cause does)."""
-    _decide(alert_id, "acknowledged", reason, by)
+def alert_ack(alert_id: str, reason: str = typer.Option("", help="comment"), token: str | None = TOKEN) -> None:
+    """Acknowledge: someone is on it (stops reminders and escalation; audited)."""
+    _act(alert_id, "ack", reason, token=token)
+
+
+@alert_app.command("assign")
+def alert_assign(alert_id: str, to: str = typer.Option(..., "--to", help="person or unit"),
+                 reason: str = typer.Option("", help="comment"), token: str | None = TOKEN) -> None:
+    """Assign to a person or unit (supervisor)."""
+    _act(alert_id, "assign", reason, to, token)
+
+
+@alert_app.command("comment")
+def alert_comment(alert_id: str, text: str = typer.Argument(...), token: str | None = TOKEN) -> None:
+    """Add a comment to the alert's timeline."""
+    _act(alert_id, "comment", text, token=token)
+
+
+@alert_app.command("resolve")
+def alert_resolve(alert_id: str, reason: str = typer.Option("", help="what was done"),
+                  token: str | None = TOKEN) -> None:
+    """Close an alert by hand (supervisor)."""
+    _act(alert_id, "resolve", reason, token=token)
 
 
 @alert_app.command("confirm")
 def alert_confirm(alert_id: str, reason: str = typer.Option("", help="what was verified"),
-                  by: str | None = None) -> None:
-    """The lead was verified by a person."""
-    _decide(alert_id, "confirmed", reason, by)
+                  token: str | None = TOKEN) -> None:
+    """A watch-list lead verified by a person (supervisor; closes the lead)."""
+    _act(alert_id, "confirm", reason, token=token)
 
 
 @alert_app.command("reject")
 def alert_reject(alert_id: str, reason: str = typer.Option(..., help="why the match was wrong"),
-                 by: str | None = None) -> None:
-    """A false match: counted per rule, so noisy matching shows on the dashboard."""
-    _decide(alert_id, "rejected", reason, by)
+                 token: str | None = TOKEN) -> None:
+    """A false match (supervisor): counted per matching rule, so noisy matching shows on the wall."""
+    _act(alert_id, "reject", reason, token=token)
+
+
+@alert_app.command("list")
+def alert_list(state: list[str] = typer.Option([], help="firing, acknowledged, cleared, resolved, confirmed, "
+                                                        "rejected (repeatable)"),
+               type: str | None = typer.Option(None, "--type", help="alert type, * allowed"),
+               district: str | None = None, since: str | None = typer.Option(None, help="ISO time with a zone"),
+               limit: int = 200, json_out: bool = typer.Option(False, "--json"), token: str | None = TOKEN) -> None:
+    """Search the alert history (newest first)."""
+    import json
+    import urllib.parse
+
+    query = {k: v for k, v in {"status": ",".join(state), "type": type, "district": district, "since": since,
+                               "limit": str(limit)}.items() if v}
+    records = _api("GET", "/api/v1/alerts?" + urllib.parse.urlencode(query), token=token)
+    if json_out:
+        typer.echo(json.dumps(records, ensure_ascii=False))
+        return
+    typer.echo(f"{'first seen':20} {'severity':9} {'status':12} {'n':>4} {'district':10} alert")
+    for r in records:
+        typer.echo(f"{r['first_seen'][:19]:20} {r['severity']:9} {r['status']:12} {r['count']:>4} "
+                   f"{(r.get('place') or {}).get('district', '')[:10]:10} {r['alert_id']}")
+
+
+@alert_app.command("show")
+def alert_show(alert_id: str, json_out: bool = typer.Option(False, "--json"), token: str | None = TOKEN) -> None:
+    """One alert: every episode with its evidence and timeline."""
+    import json
+    import urllib.parse
+
+    episodes = _api("GET", f"/api/v1/alerts/{urllib.parse.quote(alert_id, safe='')}", token=token)
+    if json_out:
+        typer.echo(json.dumps(episodes, ensure_ascii=False))
+        return
+    for r in episodes:
+        place = r.get("place") or {}
+        typer.echo(f"{r['alert_id']}  {r['severity']}  {r['status']}  x{r['count']}")
+        typer.echo(f"  {r['summary']}")
+        typer.echo(f"  device {r['device_id']}  district {place.get('district', '-')}  site {place.get('site', '-')}"
+                   f"  grid {place.get('grid', '-')}")
+        typer.echo(f"  first seen {r['first_seen']}  last seen {r['last_seen']}")
+        if r.get("details"):
+            typer.echo("  evidence: " + ", ".join(f"{k}={v}" for k, v in r["details"].items()))
+        for step in r["steps"]:
+            extra = f" -> {step['assignee']}" if step.get("assignee") else ""
+            note = f": {step['comment']}" if step.get("comment") else ""
+            typer.echo(f"  {step['at'][:19]}  {step['change']:12} {step['by']}{extra}{note}")
+
+
+@alert_app.command("route-test")
+def alert_route_test(events: Path = typer.Argument(..., help="JSON lines: alert transitions and operator actions"),
+                     policy: Path = typer.Option(..., help="notification policy (YAML)"),
+                     registry: Path | None = typer.Option(None, help="device registry (YAML or CSV)"),
+                     until: str | None = typer.Option(None, help="run timers up to this ISO time (default: the "
+                                                                 "last event's time)")) -> None:
+    """Replay a timeline through the lifecycle and the routing policy, with no server: one JSON line per
+    notification, in time order."""
+    import json
+    from datetime import datetime
+
+    from alerting import replay
+    from alerting.policy import PolicyError, load_policy
+    from models.registry import RegistryError, parse_registry
+
+    def fail(message: str) -> None:
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2)
+
+    try:
+        pol = load_policy(policy)
+        devices = parse_registry(registry.read_text(encoding="utf-8"),
+                                 "csv" if registry.suffix.lower() == ".csv" else "yaml") if registry else {}
+        with open(events, encoding="utf-8") as fh:
+            items = list(replay.read_timeline(fh))
+        end = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else None
+    except OSError as exc:
+        return fail(f"cannot read {exc.filename}: {exc.strerror}")
+    except UnicodeDecodeError:
+        return fail("a file is not UTF-8 text")
+    except PolicyError as exc:
+        return fail(f"{policy}: {exc}")
+    except RegistryError as exc:
+        return fail(f"{registry}: {exc}")
+    except replay.TimelineError as exc:
+        return fail(f"{events}: {exc}")
+    except ValueError:
+        return fail("--until must be an ISO 8601 time with a zone")
+    if end is not None and end.tzinfo is None:
+        return fail("--until must carry a time zone")
+    for out in replay.route_test(items, pol, devices, end):
+        if isinstance(out, tuple):
+            typer.echo(f"{events}: line {out[0]}: refused: {out[1]}", err=True)
+        else:
+            typer.echo(json.dumps(out.as_line()))
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""Operator actions that change the system: watch-list imports and deletions, alert decisions.
+"""Operator actions that change the watch lists: imports and deletions (alert actions go through the
+alert API, see alerting/api.py).
 Each is published to Kafka and written to the audit trail (who, when, what, a hash of the file),
 and never logs names or ID numbers."""
 
@@ -14,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.kafka_topics import ensure_topics
 from models import schemas, topics
-from models.schemas import AlertFeedback, AuditRecord, Decision
+from models.schemas import AuditRecord
 from models.settings import Settings
 
 LIST_TOPICS = {"vehicles": topics.KAFKA_WATCHLIST_VEHICLES, "persons": topics.KAFKA_WATCHLIST_PERSONS}
@@ -51,12 +52,4 @@ def delete_entry(settings: Settings, kind: str, entry_id: str, by: str | None, r
     audit = AuditRecord(action=f"watchlist-delete-{kind}", by=actor(by), at=datetime.now(UTC), target=entry_id,
                         count=1, detail=reason[:500])
     asyncio.run(_publish(settings, [(LIST_TOPICS[kind], entry_id.encode(), None)], audit))
-    return audit
-
-
-def decide(settings: Settings, alert_id: str, decision: Decision, reason: str, by: str | None) -> AuditRecord:
-    who, now = actor(by), datetime.now(UTC)
-    feedback = AlertFeedback(alert_id=alert_id, decision=decision, reason=reason[:500], by=who, at=now)
-    audit = AuditRecord(action=f"alert-{decision.value}", by=who, at=now, target=alert_id, detail=reason[:500])
-    asyncio.run(_publish(settings, [(topics.KAFKA_FEEDBACK, alert_id.encode(), schemas.encode(feedback))], audit))
     return audit

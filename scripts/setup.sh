@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Set up a fresh machine: Debian packages (Mosquitto, InfluxDB, docker-compose for config checks),
+# Set up a fresh machine: Debian packages (Mosquitto, InfluxDB, PostgreSQL for the alert store's tests,
+# docker-compose for config checks),
 # a virtualenv with the project and its test tools, and Apache Kafka's broker jars from Maven.
 # Idempotent: a second run only checks.
 set -euo pipefail
@@ -11,6 +12,7 @@ command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -66,17 +66,3 @@ def person_subject(reg: HotelRegistration) -> str:
 
 
 LEAD_TYPES = frozenset({"watchlist-vehicle", "watchlist-person", "watchlist-retro-hit"})
-
-
-def closes(alert: Alert, decision: str) -> bool:
-    """Only a watch-list lead is closed by a person's decision; a safety alarm (gas, camera, hotel)
-    is acknowledged but clears only when its cause does."""
-    return alert.type in LEAD_TYPES and alert.state is AlertState.FIRING and decision in ("confirmed", "rejected")
-
-
-def decided(alert: Alert, decision: str, reason: str, by: str, at: datetime) -> Alert:
-    """The operator's decision closes the lead (cleared), keeping its episode."""
-    return Alert(alert_id=alert.alert_id, type=alert.type, severity=alert.severity, state=AlertState.CLEARED,
-                 device_id=alert.device_id, since=alert.since, at=at,
-                 summary=f"{decision} by {by}: {reason}"[:300],
-                 details={"decision": decision, "by": by, "match": str(alert.details.get("match", ""))})

@@ -7,7 +7,7 @@ import pytest
 
 from alerting.lifecycle import ActionKind, AlertAction, Place, apply_action, on_transition
 from alerting.policy import PolicyError, parse_policy
-from alerting.routing import Reason, Router
+from alerting.routing import Router
 from tests.unit.test_alert_lifecycle import transition
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.schemas import AlertState, GasReading, GasType, GasUnit
-from processors.rules import gas, notify
+from alerting.lifecycle import Change, on_transition
+from processors.rules import gas
 from processors.rules.gas import GasConfig, GasState
 from tests import factories as f
 
@@ -233,13 +234,14 @@ def test_any_series_gives_alternating_transitions_and_never_raises(events):
         alerts += a
         msgspec.json.decode(msgspec.json.encode(state), type=GasState)  # state always serialisable
     last: dict[str, AlertState] = {}
-    positions: dict[str, str] = {}
+    records: dict = {}
     for alert in alerts:
         expected = AlertState.CLEARED if last.get(alert.alert_id) is AlertState.FIRING else AlertState.FIRING
         assert alert.state is expected, alert
         last[alert.alert_id] = alert.state
-        assert notify.should_notify(positions.get(alert.alert_id), alert)
-        positions[alert.alert_id] = notify.position(alert)
+        out = on_transition(records.get(alert.alert_id), alert)  # each opens or closes an episode
+        assert out.change is (Change.OPENED if alert.state is AlertState.FIRING else Change.CLEARED)
+        records[alert.alert_id] = out.record
 
 
 def test_state_survives_serialisation_mid_alarm():

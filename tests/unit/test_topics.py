@@ -44,5 +44,12 @@ def test_every_event_kind_has_a_kafka_topic_and_outputs_are_outside_ingest_subsc
     assert len(set(topics.KAFKA_TOPICS.values()) | {topics.KAFKA_ALERTS, topics.KAFKA_DEAD_LETTERS}) == 7
     assert topics.KAFKA_GAS_TICKS not in topics.KAFKA_TOPICS.values()
     assert topics.KAFKA_WATCHLIST_VEHICLES != topics.KAFKA_WATCHLIST_PERSONS
-    for output in (topics.alert_topic("gas-level-1", "gas-001"), topics.stats_topic("ingest")):
+    for output in (topics.alert_topic("gas-level-1", "gas-001", "gas-level-1:gas-001"), topics.stats_topic("ingest")):
         assert not any(output.startswith(sub[:-4]) for sub in topics.INGEST_SUBSCRIPTIONS)
+
+
+def test_each_alert_has_its_own_retained_topic_without_wildcards():
+    a = topics.alert_topic("watchlist-vehicle", "cp-001", "watch:v-1:cp-001:ab12")
+    b = topics.alert_topic("watchlist-vehicle", "cp-001", "watch:v-2:cp-001:cd34")
+    assert a != b and a.startswith("safecity/v1/alerts/watchlist-vehicle/cp-001/")
+    assert topics.alert_topic("x", "d", "a/b+c#") == "safecity/v1/alerts/x/d/a_b_c_"

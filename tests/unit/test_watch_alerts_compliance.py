@@ -93,16 +93,3 @@ def test_a_new_hotel_is_not_judged_before_it_has_a_history():
 def test_late_upload_alert():
     a = compliance.late_upload_alert("h-1", "g-7", 3600, T0)
     assert a.type == "hotel-late-upload" and a.details["delay_s"] == 3600 and "60 min" in a.summary
-
-
-def test_only_leads_are_closed_by_decisions():
-    entry = VehicleEntry(entry_id="v-1", plate="京A8B123", category=Category.STOLEN_VEHICLE)
-    r = read("京A8B123", "cp-1", 0)
-    lead = watch_alerts.vehicle_alert(r, VehicleIndex([entry]).match(r.plate, r.captured_at)[0], entry.plate)
-    assert watch_alerts.closes(lead, "rejected") and watch_alerts.closes(lead, "confirmed")
-    assert not watch_alerts.closes(lead, "acknowledged")
-    gas_alarm = schemas.Alert(alert_id="gas-level-2:g1", type="gas-level-2", severity=schemas.Severity.CRITICAL,
-                              state=schemas.AlertState.FIRING, device_id="g1", since=T0, at=T0, summary="")
-    assert not watch_alerts.closes(gas_alarm, "confirmed")  # a gas alarm clears when the gas does
-    closed = watch_alerts.decided(lead, "rejected", "other car", "officer-1", T0)
-    assert (closed.state.value, closed.since, closed.details["by"]) == ("cleared", lead.since, "officer-1")

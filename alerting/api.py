@@ -1,0 +1,123 @@
+"""The alert API (aiohttp), used by the CLI and by the console.
+
+Every request carries ``Authorization: Bearer <token>`` (``safecity alert user add``); actions are
+attributed to that user, never to a name the client chooses. Roles: ``operator`` may read,
+acknowledge and comment; ``supervisor`` also assigns, resolves, confirms and rejects; ``admin`` all.
+
+::
+
+    GET  /api/v1/alerts?status=firing,acknowledged&type=gas-*&district=xuhui&since=ISO&limit=200
+    GET  /api/v1/alerts/{alert_id}                 every episode of the alert, newest last
+    POST /api/v1/alerts/{alert_id}/actions         {"action": "ack", "reason": "...", "assignee": "..."}
+         200 the record | 400 bad body | 401 no user | 403 role | 404 no alert | 409 illegal step
+    GET  /healthz
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+from aiohttp import web
+
+from alerting.lifecycle import ActionKind, AlertAction, AlertRecord, IllegalStep
+
+logger = logging.getLogger(__name__)
+
+PERMITTED = {
+    "operator": {ActionKind.ACK, ActionKind.COMMENT},
+    "supervisor": {ActionKind.ACK, ActionKind.COMMENT, ActionKind.ASSIGN, ActionKind.RESOLVE, ActionKind.CONFIRM,
+                   ActionKind.REJECT},
+}
+PERMITTED["admin"] = PERMITTED["supervisor"]
+
+
+class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
+    action: ActionKind
+    reason: str = ""
+    assignee: str = ""
+    action_id: str = ""
+
+
+def record_json(r: AlertRecord) -> dict:
+    return msgspec.to_builtins(msgspec.structs.replace(r, recent=())) | {"open": r.open}
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def build_app(service) -> web.Application:
+    store = service.store
+
+    async def user(request: web.Request) -> tuple[str, str] | None:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer "):
+            return None
+        return await service.call(store.user_by_token, auth.removeprefix("Bearer ").strip())
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler):
+        if request.path == "/healthz":
+            return await handler(request)
+        who = await user(request)
+        if who is None:
+            return _error(401, "sign in: Authorization: Bearer <token> (safecity alert user add)")
+        request["user"], request["role"] = who
+        return await handler(request)
+
+    async def list_alerts(request: web.Request) -> web.Response:
+        q = request.query
+        try:
+            since = datetime.fromisoformat(q["since"].replace("Z", "+00:00")) if q.get("since") else None
+            limit = min(int(q.get("limit", "200")), 5000)
+        except ValueError:
+            return _error(400, "since must be an ISO time with a zone; limit a number")
+        if since is not None and since.tzinfo is None:
+            return _error(400, "since must carry a time zone")
+        status = [s for s in q.get("status", "").split(",") if s]
+        records = await service.call(lambda: store.search(status, q.get("type"), q.get("district"), since, limit))
+        return web.json_response([record_json(r) for r in records])
+
+    async def show_alert(request: web.Request) -> web.Response:
+        episodes = await service.call(store.episodes, request.match_info["alert_id"])
+        if not episodes:
+            return _error(404, f"no alert {request.match_info['alert_id']!r}")
+        return web.json_response([record_json(r) for r in episodes])
+
+    async def act(request: web.Request) -> web.Response:
+        try:
+            body = msgspec.json.decode(await request.read(), type=ActionBody)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            return _error(400, f"bad action: {exc}")
+        if body.action not in PERMITTED.get(request["role"], set()):
+            return _error(403, f"a {request['role']} may not {body.action.value}")
+        action = AlertAction(action=body.action, alert_id=request.match_info["alert_id"], by=request["user"],
+                             at=datetime.now(UTC), action_id=body.action_id or uuid.uuid4().hex,
+                             assignee=body.assignee[:64], reason=body.reason[:500])
+        try:
+            record = await service.act(action)
+        except IllegalStep as exc:
+            return _error(404 if str(exc).startswith("no alert") else 409, str(exc))
+        logger.info("%s: %s %s", request["user"], body.action.value, action.alert_id)
+        return web.json_response(record_json(record))
+
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app = web.Application(middlewares=[authenticate], client_max_size=64 * 1024)
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/api/v1/alerts", list_alerts)
+    app.router.add_get("/api/v1/alerts/{alert_id}", show_alert)
+    app.router.add_post("/api/v1/alerts/{alert_id}/actions", act)
+    return app
+
+
+async def serve_api(service) -> web.AppRunner:
+    runner = web.AppRunner(build_app(service), access_log=None)
+    await runner.setup()
+    a = service.settings.alerts
+    await web.TCPSite(runner, a.api_host, a.api_port).start()
+    return runner
