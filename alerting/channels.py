@@ -45,6 +45,7 @@ class DeliveryError(RuntimeError):
 
 def _alert_summary(r: AlertRecord) -> dict[str, Any]:
     return {"alert_id": r.alert_id, "type": r.type, "severity": r.severity.value, "status": r.status.value,
+            "state": "firing" if r.open else "cleared",
             "device_id": r.device_id, "district": r.place.district, "site": r.site, "grid": r.place.grid,
             "since": r.since.isoformat(), "first_seen": r.first_seen.isoformat(), "last_seen": r.last_seen.isoformat(),
             "count": r.count, "summary": r.summary, "details": r.details,
@@ -53,7 +54,8 @@ def _alert_summary(r: AlertRecord) -> dict[str, Any]:
 
 def message_record(r: AlertRecord) -> bytes:
     """An alert's state as published on MQTT: the summary fields plus the steps (who, what, when)."""
-    body = _alert_summary(r) | {"version": r.version, "closed_at": r.closed_at.isoformat() if r.closed_at else None,
+    body = _alert_summary(r) | {"at": r.steps[-1].at.isoformat() if r.steps else r.first_seen.isoformat(),
+                                "version": r.version, "closed_at": r.closed_at.isoformat() if r.closed_at else None,
                                 "steps": [{"change": s.change.value, "by": s.by, "at": s.at.isoformat(),
                                            **({"assignee": s.assignee} if s.assignee else {})} for s in r.steps]}
     return json.dumps(body, ensure_ascii=False).encode()

@@ -17,8 +17,8 @@
 
 Channels: ``webhook`` (a URL, or ``{url, secret}``), ``email`` (addresses), ``dingtalk``,
 ``feishu`` (a URL, or ``{url, secret}``), ``wecom`` (a URL), ``mqtt`` (true). Match keys:
-``type`` (glob or list of globs), ``severity``, ``district``, ``site``, ``device``, ``grid``,
-``route`` (the type's default route group, see models/alerts.py), each a value or a list.
+``type``, ``district``, ``site``, ``device``, ``grid`` (globs: ``gas-*``), ``severity`` and ``route``
+(the type's default route group, see models/alerts.py), each a value or a list.
 
 Parsing is pure; every error names the line.
 """
@@ -37,6 +37,7 @@ from models.alerts import Severity
 
 CHANNELS = ("webhook", "email", "dingtalk", "feishu", "wecom", "mqtt")
 MATCH_KEYS = ("type", "severity", "district", "site", "device", "grid", "route")
+GLOB_KEYS = frozenset({"type", "district", "site", "device", "grid"})  # values may use * and ?
 DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -67,7 +68,7 @@ class Match:
     def __call__(self, facts: AlertFacts) -> bool:
         for key, values in self.terms:
             got = getattr(facts, key)
-            if key == "type":
+            if key in GLOB_KEYS:
                 if not any(fnmatch.fnmatchcase(got, v) for v in values):
                     return False
             elif got not in values:

@@ -11,16 +11,85 @@ import pytest
 
 from deploy import services
 from models.settings import Settings
+from tests.integration import receivers as rcv
 from tests.integration.harness import Process, Registry
 
 WORKER_READY = "[^Worker]: Ready"
 INGEST_READY = "MQTT connected"
+ALERTER_READY = "alert service ready"
 
 
 @pytest.fixture(scope="session")
-def stack_env(tmp_path_factory) -> dict[str, str]:
+def postgres():
+    """A private PostgreSQL cluster for the alert store (Debian's server, started as the postgres user)."""
+    import tempfile
+
+    pg = services.PostgreSQL("postgres", Path(tempfile.mkdtemp(prefix="safecity-pg-")), "127.0.0.1",
+                             services.free_ports(1)[0])
+    pg.install()
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def receivers():
+    """Local webhook / robot HTTP receivers and an SMTP server, for the notification channels."""
+    http_port, smtp_port = services.free_ports(2)
+    http, smtp = rcv.HttpReceivers(http_port).start(), rcv.SmtpReceiver(smtp_port).start()
+    yield http, smtp
+    http.stop()
+    smtp.stop()
+
+
+def policy_text(http: rcv.HttpReceivers) -> str:
+    hook = f"secret: {rcv.WEBHOOK_SECRET}"
+    return f"""
+receivers:
+  duty: {{webhook: {{url: "{http.url('/hook/duty')}", {hook}}}}}
+  supervisor: {{webhook: {{url: "{http.url('/hook/supervisor')}", {hook}}}}}
+  command: {{webhook: {{url: "{http.url('/hook/command')}", {hook}}}, mqtt: true}}
+  leads: {{webhook: {{url: "{http.url('/hook/leads')}", {hook}}}}}
+  broken: {{webhook: {{url: "{http.url('/fail')}", secret: x}}}}
+  channels:
+    webhook: {{url: "{http.url('/hook/channels')}", {hook}}}
+    email: [duty@example.org]
+    dingtalk: {{url: "{http.url('/ding?access_token=ding-token')}", secret: {rcv.DINGTALK_SECRET}}}
+    wecom: "{http.url('/wecom?key=wecom-key')}"
+    feishu: {{url: "{http.url('/feishu')}", secret: {rcv.FEISHU_SECRET}}}
+routes:
+  - match: {{device: "esc-*"}}
+    receivers: [duty]
+    remind_every: 4s
+    escalate:
+      - {{after: 3s, receivers: [supervisor]}}
+      - {{after: 6s, receivers: [command]}}
+  - match: {{device: "chan-*"}}
+    receivers: [channels]
+  - match: {{device: "broken-*"}}
+    receivers: [broken, duty]
+  - match: {{type: "watchlist-*", device: "lead-*"}}
+    receivers: [leads]
+group_window: 0s
+"""
+
+
+@pytest.fixture(scope="session")
+def stack_env(tmp_path_factory, postgres, receivers) -> dict[str, str]:
     run_dir: Path = tmp_path_factory.mktemp("services")
+    http, smtp = receivers
+    (run_dir / "policy.yaml").write_text(policy_text(http))
+    api_port = services.free_ports(1)[0]
     env = services.isolated_env(run_dir) | {
+        "SAFECITY_ALERTS__DB_URL": postgres.url(),
+        "SAFECITY_ALERTS__POLICY": str(run_dir / "policy.yaml"),
+        "SAFECITY_ALERTS__API_PORT": str(api_port),
+        "SAFECITY_ALERTS__API_URL": f"http://127.0.0.1:{api_port}",
+        "SAFECITY_ALERTS__GROUP_ID": f"it-alerts-{uuid.uuid4().hex[:6]}",
+        "SAFECITY_ALERTS__SMTP_PORT": str(smtp.controller.port),
+        "SAFECITY_ALERTS__RETRIES": "2",
+        "SAFECITY_ALERTS__RETRY_BASE_S": "0.2",
+        "SAFECITY_ALERTS__SNAPSHOT_EVERY_S": "1",
         "SAFECITY_MQTT__INGEST_CLIENT_ID": f"ingest-{uuid.uuid4().hex[:6]}",
         "SAFECITY_KAFKA__PARTITIONS": "2",
         "SAFECITY_SERVICES__KAFKA_HEAP": "512m",
@@ -64,8 +133,20 @@ def pipeline(stack, stack_env, settings, registry):
     """The ingest bridge and one Faust worker, running for the whole session."""
     run_dir = settings.services.run_dir
     ingest = Process(["ingest"], stack_env, run_dir / "ingest.log", INGEST_READY).start()
+    alerter = Process(["alerter"], stack_env, run_dir / "alerter.log", ALERTER_READY).start(timeout=60)
     worker = Process(["worker"], stack_env, run_dir / "worker.log", WORKER_READY).start(timeout=120)
-    procs = {"ingest": ingest, "worker": worker}
+    procs = {"ingest": ingest, "alerter": alerter, "worker": worker}
     yield procs
     for proc in procs.values():
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def api_token(pipeline, stack_env, settings) -> str:
+    """A supervisor's API token (made with the CLI, as an administrator would)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "safecity.cli", "alert", "user", "add", "duty-officer", "--role",
+                          "supervisor"], env=stack_env, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]

@@ -121,8 +121,8 @@ class MqttProbe:
                 msg = self.messages.get(timeout=remaining)
             except queue.Empty:
                 continue
-            if msg.retain and not include_retained:
-                continue
+            if (msg.retain and not include_retained) or not msg.payload:
+                continue  # an empty payload empties a retained alert: see retained()
             data = json.loads(msg.payload)
             if where(data):
                 return data | {"_topic": msg.topic}
@@ -132,13 +132,42 @@ class MqttProbe:
         out = []
         while True:
             try:
-                out.append(json.loads(self.messages.get(timeout=settle).payload))
+                msg = self.messages.get(timeout=settle)
             except queue.Empty:
                 return out
+            if msg.payload:
+                out.append(json.loads(msg.payload))
 
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def retained(settings: Settings, topic_filter: str) -> dict[str, dict]:
+    """What a client connecting now receives as retained under ``topic_filter`` (topic -> JSON): the
+    retained messages arrive right after the subscription, before a sentinel published after it."""
+    sentinel = f"safecity/v1/test/sentinel/{uuid.uuid4().hex}"
+    got: dict[str, dict] = {}
+    done = queue.Queue()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"late-{uuid.uuid4().hex[:8]}")
+
+    def on_message(c, u, m) -> None:
+        if m.topic == sentinel:
+            done.put(True)
+        elif m.retain and m.payload:
+            got[m.topic] = json.loads(m.payload)
+
+    client.on_message = on_message
+    client.on_connect = lambda c, *a: c.subscribe([(topic_filter, 1), (sentinel, 1)])
+    client.on_subscribe = lambda c, *a: c.publish(sentinel, b"x", qos=1)
+    client.connect(settings.mqtt.host, settings.mqtt.port)
+    client.loop_start()
+    try:
+        done.get(timeout=20)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got
 
 
 def influx_query(settings: Settings, q: str) -> list[dict]:

@@ -68,7 +68,7 @@ def test_gas_leak_raises_and_clears_an_alert_on_mqtt(pipeline, settings, uid):
         for i, value in enumerate([3.0, 12.0, 31.0, 33.0]):
             client.publish(MessageKind.GAS_READING, reading(sensor, value, t0 + timedelta(seconds=10 * i), i))
         fired = probe.next_json(90)
-        assert fired["_topic"] == topics.alert_topic("gas-level-1", sensor)
+        assert fired["_topic"] == topics.alert_topic("gas-level-1", sensor, f"gas-level-1:{sensor}")
         assert (fired["type"], fired["state"], fired["device_id"]) == ("gas-level-1", "firing", sensor)
         assert fired["since"].startswith((t0 + timedelta(seconds=20)).isoformat()[:19])
         for i in (4, 10):  # below the clear level for the clear time (60 s)
