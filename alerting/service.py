@@ -266,11 +266,15 @@ class AlertService:
     async def snapshots(self) -> None:
         """Open alerts by severity, type and district, every few seconds: "firing now" is right on any
         time range."""
+        previous: set[tuple[str, str, str]] = set()
         while True:
             now = datetime.now(UTC)
             counts = await self.call(self.store.open_counts)
-            points = [MetricPoint("alerts_open", {"severity": sev, "type": typ, "district": district or "none"},
-                                  {"count": n}, now) for sev, typ, district, n in counts]
+            current = {(sev, typ, district or "none"): n for sev, typ, district, n in counts}
+            current |= {key: 0 for key in previous - current.keys()}  # a group that emptied reads 0
+            previous = {k for k, n in current.items() if n}
+            points = [MetricPoint("alerts_open", {"severity": sev, "type": typ, "district": district},
+                                  {"count": n}, now) for (sev, typ, district), n in current.items()]
             points.append(MetricPoint("alerts_open_total", {}, {"count": sum(c[3] for c in counts)}, now))
             self.metric(points)
             await asyncio.sleep(self.settings.alerts.snapshot_every_s)

@@ -80,6 +80,7 @@ def render(dash: Dashboard) -> dict:
 
 
 RED_AMBER_GREEN = (("green", None), ("orange", 1), ("red", 5))
+SNAPSHOT = "time > now() - 30s"  # the open-alert snapshot is written every few seconds, zeros included
 
 CITY = Dashboard("safecity-city", "SafeCity: city overview", (
     Panel("Events per second by kind",
@@ -87,9 +88,10 @@ CITY = Dashboard("safecity-city", "SafeCity: city overview", (
            'SELECT sum("count") / 10 FROM "registrations" WHERE $timeFilter GROUP BY time(10s) fill(0)',
            'SELECT sum("count") / 10 FROM "gas" WHERE $timeFilter GROUP BY time(10s) fill(0)'),
           unit="reqps", width=12, description="plate reads, hotel registrations and gas readings"),
-    Panel("Alerts firing now",
-          'SELECT sum("firing") FROM (SELECT last("firing") AS "firing" FROM "alerts" WHERE $timeFilter '
-          'GROUP BY "type", "device_id")', kind="stat", width=6, thresholds=RED_AMBER_GREEN),
+    Panel("Open alerts now",
+          f'SELECT last("count") FROM "alerts_open_total" WHERE {SNAPSHOT}', kind="stat", width=6,
+          thresholds=RED_AMBER_GREEN,
+          description="from the alert store's snapshot (every few seconds): right on any time range"),
     Panel("Dead letters (window)", 'SELECT sum("count") FROM "dead_letters" WHERE $timeFilter', kind="stat",
           width=6, thresholds=(("green", None), ("orange", 1), ("red", 100))),
     Panel("Alert transitions by type",
@@ -101,6 +103,23 @@ CITY = Dashboard("safecity-city", "SafeCity: city overview", (
           ('SELECT percentile("ingest_latency_s", 95) FROM "gas" WHERE $timeFilter GROUP BY time(1m) fill(null)',
            'SELECT percentile("ingest_latency_s", 95) FROM "plate_reads" WHERE $timeFilter '
            'GROUP BY time(1m) fill(null)'), unit="s", width=12),
+    Panel("Open alerts by severity",
+          f'SELECT sum("count") FROM (SELECT last("count") AS "count" FROM "alerts_open" WHERE {SNAPSHOT} '
+          'GROUP BY "severity", "type", "district") GROUP BY "severity"', kind="bargauge", width=8,
+          thresholds=RED_AMBER_GREEN),
+    Panel("Handled within target, by district (%)",
+          'SELECT sum("handled_in_time") * 100 / sum("count") FROM "alerts_closed" WHERE $timeFilter '
+          'GROUP BY "district"', kind="bargauge", unit="percent", width=8,
+          thresholds=(("red", None), ("orange", 80), ("green", 95)),
+          description="alerts closed in the window that were acknowledged or closed within the target time"),
+    Panel("Time to acknowledge / to close (median)",
+          ('SELECT median("time_to_ack_s") FROM "alerts_closed" WHERE $timeFilter GROUP BY time(10m) fill(null)',
+           'SELECT median("time_to_close_s") FROM "alerts_closed" WHERE $timeFilter GROUP BY time(10m) fill(null)'),
+          unit="s", width=8),
+    Panel("Notifications by channel and result",
+          'SELECT sum("count") FROM "notifications" WHERE $timeFilter GROUP BY time(1m), "channel", "result" '
+          'fill(0)', width=12, description="sent, retried, failed (a failure after the last retry is also a "
+                                           "dead letter)"),
     Panel("Devices online",
           'SELECT sum("online") FROM (SELECT last("online") AS "online" FROM "device_status" WHERE $timeFilter '
           'GROUP BY "device_id")', kind="stat", width=12, thresholds=(("red", None), ("green", 1))),
@@ -111,9 +130,10 @@ GAS = Dashboard("safecity-gas", "SafeCity: gas safety", (
           'SELECT max("value") FROM "gas" WHERE "gas" = \'combustible\' AND $timeFilter '
           'GROUP BY time(10s), "sensor_id" fill(null)', unit="percent", width=16,
           thresholds=(("green", None), ("orange", 25), ("red", 50))),
-    Panel("Gas alarms firing",
-          'SELECT sum("firing") FROM (SELECT last("firing") AS "firing" FROM "alerts" WHERE "type" =~ /^gas-/ '
-          'AND $timeFilter GROUP BY "type", "device_id")', kind="stat", width=8, thresholds=RED_AMBER_GREEN),
+    Panel("Gas alarms open now",
+          f'SELECT sum("count") FROM (SELECT last("count") AS "count" FROM "alerts_open" WHERE "type" =~ /^gas-/ '
+          f'AND {SNAPSHOT} GROUP BY "severity", "type", "district")', kind="stat", width=8,
+          thresholds=RED_AMBER_GREEN),
     Panel("Carbon monoxide by sensor (ppm)",
           'SELECT max("value") FROM "gas" WHERE "gas" = \'co\' AND $timeFilter GROUP BY time(10s), "sensor_id" '
           'fill(null)', unit="ppm", width=16),

@@ -1,8 +1,9 @@
 """`safecity demo`: start everything on this machine and show the pipeline live until Ctrl-C.
 
-Starts the local services that are not already running, the ingest bridge and one worker (child
-processes, stopped by PID), and a simulated fleet; watches the ingest counters and the alerts on
-MQTT, and draws events per second by kind, dead letters and alerts as they fire.
+Starts the local services that are not already running, the ingest bridge, one worker and the
+alert service (child processes, stopped by PID; the alert store is the embedded SQLite file), and a
+simulated fleet; watches the ingest counters and the alerts on MQTT, and draws events per second by
+kind, dead letters and alerts as they fire, acknowledged and close.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ logger = logging.getLogger(__name__)
 class Watcher:
     """Follows ingest counters and alert transitions on MQTT."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, hint: str = "") -> None:
+        self.hint = hint
         self.lock = threading.Lock()
         self.stats: dict = {}
         self.rates: dict[str, float] = {}
@@ -89,15 +91,16 @@ class Watcher:
             for reason, count in sorted(self.stats.get("dead_letters", {}).items()):
                 dead.add_row(reason, str(count))
             alerts = Table(title=f"alerts ({self.alert_count} transitions, {len(self.firing)} firing)", expand=True)
-            for col in ("time", "state", "severity", "type", "device", "summary"):
+            for col in ("time", "status", "severity", "type", "device", "summary"):
                 alerts.add_column(col)
             for a in self.alerts:
-                colour = "red" if a.get("state") == "firing" else "green"
-                alerts.add_row(str(a.get("at", ""))[11:19], f"[{colour}]{a.get('state')}[/]", a.get("severity", ""),
+                status = a.get("status", a.get("state", ""))
+                colour = {"firing": "red", "acknowledged": "yellow"}.get(status, "green")
+                alerts.add_row(str(a.get("at", ""))[11:19], f"[{colour}]{status}[/]", a.get("severity", ""),
                                a.get("type", ""), a.get("device_id", ""), a.get("summary", ""))
             header = (f"SafeCity Stream demo  |  up {time.monotonic() - started:.0f}s  |  "
                       f"queue {self.stats.get('queue', '-')}  in flight {self.stats.get('pending', '-')}  |  "
-                      "Ctrl-C to stop")
+                      "Ctrl-C to stop" + (f"\n{self.hint}" if self.hint else ""))
         return Group(Panel(header), events, dead, alerts)
 
     def close(self) -> None:
@@ -112,6 +115,32 @@ def _spawn(args: list[str], log: Path, extra_env: dict[str, str]) -> subprocess.
     with open(log, "ab") as fh:
         return subprocess.Popen([sys.executable, "-m", "safecity.cli", *args], stdout=fh, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+
+
+DEMO_POLICY = """\
+# written by the demo: every alert that is not info goes to the command center's MQTT clients
+# (safecity/v1/notifications/command-center), reminded every 10 minutes until acknowledged
+receivers:
+  command-center: {mqtt: true}
+routes:
+  - match: {}
+    receivers: [command-center]
+    remind_every: 10m
+group_window: 1m
+"""
+
+
+def _demo_token(settings: Settings) -> str:
+    from datetime import UTC, datetime
+
+    from alerting.service import store_url
+    from alerting.store import AlertStore
+
+    store = AlertStore(store_url(settings))
+    store.migrate()
+    token = store.add_user("demo-supervisor", "supervisor", datetime.now(UTC))
+    store.close()
+    return token
 
 
 def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = None) -> int:
@@ -142,12 +171,19 @@ def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = Non
             registry = run_dir / "demo-registry.yaml"
             registry.write_text(yaml.safe_dump(registry_for(spec), sort_keys=False))
             env["SAFECITY_REGISTRY"] = str(registry)
+        if settings.alerts.policy is None:  # command-center clients hear of every alert on MQTT
+            policy = run_dir / "demo-policy.yaml"
+            policy.write_text(DEMO_POLICY)
+            env["SAFECITY_ALERTS__POLICY"] = str(policy)
+        token = _demo_token(settings)  # migrates the store before the alert service starts
         children.append(_spawn(["ingest"], run_dir / "ingest.log", env))
+        children.append(_spawn(["alerter"], run_dir / "alerter.log", env))
         children.append(_spawn(["worker"], run_dir / "worker.log", env))
         with console.status("publishing the demo watch lists ..."):
             operator.import_list(settings, "vehicles", vehicles.encode(), vehicle_entries, "demo", "demo vehicles")
             operator.import_list(settings, "persons", persons.encode(), person_entries, "demo", "demo persons")
-        watcher = Watcher(settings)
+        watcher = Watcher(settings, f"act on an alert: SAFECITY_ALERTS__TOKEN={token} safecity alert ack ALERT_ID  "
+                                    f"(list: safecity alert list --state firing)")
         fleet = threading.Thread(target=run_fleet, args=(settings.mqtt, spec, stop), daemon=True)
         fleet.start()
         began = time.monotonic()

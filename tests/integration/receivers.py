@@ -57,7 +57,7 @@ class HttpReceivers:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/hook/{name}", self._webhook)
-        app.router.add_post("/fail", lambda r: web.Response(status=500))
+        app.router.add_post("/fail", self._fail)
         app.router.add_post("/ding", self._dingtalk)
         app.router.add_post("/wecom", self._wecom)
         app.router.add_post("/feishu", self._feishu)
@@ -85,6 +85,9 @@ class HttpReceivers:
         valid = hmac.compare_digest(request.headers.get("X-SafeCity-Signature", ""), expected)
         self._keep(Received(request.path, request.headers.get("X-SafeCity-Delivery", ""), json.loads(raw), valid))
         return web.json_response({"ok": True})
+
+    async def _fail(self, request: web.Request) -> web.Response:
+        return web.Response(status=500)
 
     async def _dingtalk(self, request: web.Request) -> web.Response:
         body = await request.json()

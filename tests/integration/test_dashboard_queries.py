@@ -27,7 +27,7 @@ def grafana_expand(query: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def city_data(pipeline, settings, registry):
+def city_data(pipeline, settings, registry, api_token):
     rng = random.Random(11)
     now = datetime.now(UTC) - timedelta(minutes=2)
     leak = GasSensorSim(registry.add("gas"), rng)
@@ -45,15 +45,14 @@ def city_data(pipeline, settings, registry):
         client.close()
     # watch lists, data quality, operator feedback, camera health and motion
     from devices.camera import SimulatedCamera
-    from models.schemas import Decision, PlateColour, PlateRead
+    from models.schemas import PlateColour, PlateRead
     from models.watchlist import Category, VehicleEntry
     from safecity import operator
     from scripts.camera_photos import videos
 
-    cp = registry.add("camera", district="pudong")
+    cp = registry.add("camera", device_id=f"lead-dash-{rng.randrange(10**6)}", district="pudong")
     operator.import_list(settings, "vehicles", b"test", [VehicleEntry(entry_id=f"dash-{cp}", plate="闽D54321",
                                                                       category=Category.WANTED_VEHICLE)], "tester", "-")
-    operator.decide(settings, f"no-such-alert-{cp}", Decision.REJECTED, "dashboard test", "tester")
     cam = DeviceClient(settings.mqtt, DeviceKind.CAMERA, cp).start()
     try:
         def hit() -> bool:  # the list reaches every worker within moments: publish until it matches
@@ -71,7 +70,14 @@ def city_data(pipeline, settings, registry):
             cam.publish(MessageKind.FRAME, frame).wait_for_publish(10)
     finally:
         cam.close()
-    for measurement in ("alerts", "data_quality", "alert_feedback", "camera_motion"):
+    from tests.integration.test_alerting import act, api
+
+    leads = poll(lambda: [x for x in api(settings, api_token, "GET", "/api/v1/alerts?type=watchlist-*")[1]
+                          if x["device_id"] == cp], 60, "the lead in the alert store")
+    for lead in leads:
+        assert act(settings, api_token, lead["alert_id"], "reject", reason="dashboard test")[0] == 200
+    for measurement in ("alerts", "data_quality", "alert_feedback", "camera_motion", "alerts_closed",
+                        "notifications", "alerts_open"):
         poll(lambda m=measurement: influx_query(settings, f"SELECT count(*) FROM {m}"), 60, f"{measurement} points")
     return sims
 
