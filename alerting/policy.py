@@ -157,7 +157,9 @@ def _scalar(node: yaml.Node, what: str) -> str:
     return str(node.value)
 
 
-def _list(node: yaml.Node, what: str) -> list[yaml.Node]:
+def _list(node: yaml.Node, what: str, empty_ok: bool = False) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode) and not node.value and empty_ok:
+        return []
     if isinstance(node, yaml.ScalarNode):
         return [node]
     if not isinstance(node, yaml.SequenceNode) or not node.value:
@@ -246,7 +248,7 @@ def parse_policy(text: str) -> Policy:
         return names
 
     routes = []
-    for node in _list(top["routes"], "routes") if "routes" in top else []:
+    for node in _list(top["routes"], "routes", empty_ok=True) if "routes" in top else []:
         r = _mapping(node, "route", ("match", "receivers", "remind_every", "escalate"))
         if "receivers" not in r:
             raise PolicyError(_line(node), "a route needs receivers")
@@ -264,7 +266,7 @@ def parse_policy(text: str) -> Policy:
                             duration(_scalar(remind, "remind_every"), _line(remind), "remind_every") if remind else None,
                             tuple(escalations), _line(node)))
     silences = []
-    for node in _list(top["silences"], "silences") if "silences" in top else []:
+    for node in _list(top["silences"], "silences", empty_ok=True) if "silences" in top else []:
         s = _mapping(node, "silence", ("match", "from", "until", "by", "reason"))
         for need in ("from", "until", "by", "reason"):
             if need not in s:

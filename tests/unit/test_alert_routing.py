@@ -185,3 +185,12 @@ def test_the_issue_example_policy_parses():
     assert [r.name for r in p.receivers.values()] == ["duty-xuhui", "supervisor-xuhui", "command-center", "maintenance"]
     assert p.routes[0].escalate[1].after == timedelta(minutes=30) and p.group_window == 2 * M
     assert p.receivers["command-center"].channels[0].secret == "SECabc"
+
+
+def test_the_shipped_example_policy_parses():
+    import pathlib
+
+    from alerting.policy import load_policy
+
+    p = load_policy(pathlib.Path(__file__).resolve().parents[2] / "deploy" / "alert-policy.example.yaml")
+    assert p.routes and p.silences == () and "command-center" in p.receivers

@@ -13,12 +13,13 @@ def test_compose_file_validates():
     exe = shutil.which("docker-compose")
     if exe is None:
         pytest.fail("docker-compose is missing: scripts/setup.sh installs it")
-    env = dict(os.environ, GRAFANA_ADMIN_PASSWORD="x", MQTT_INGEST_PASSWORD="x", MQTT_WORKER_PASSWORD="x")
+    env = dict(os.environ, GRAFANA_ADMIN_PASSWORD="x", MQTT_INGEST_PASSWORD="x", MQTT_ALERTER_PASSWORD="x",
+               POSTGRES_PASSWORD="x")
     out = subprocess.run([exe, "-f", str(ROOT / "docker-compose.yml"), "config"], capture_output=True, text=True,
                          env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     config = yaml.safe_load(out.stdout)
-    assert {"mosquitto", "kafka", "influxdb", "grafana", "ingest", "worker"} <= set(config["services"])
+    assert {"mosquitto", "kafka", "influxdb", "grafana", "ingest", "worker", "alerter", "postgres"} <= set(config["services"])
 
 
 def test_compose_refuses_to_start_without_secrets():
