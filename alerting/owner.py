@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 
 from alerting import channels
-from alerting.lifecycle import AlertAction, AlertRecord, Change, Outcome, apply_action, on_transition
+from alerting.lifecycle import AlertAction, AlertRecord, Outcome, apply_action, on_transition
 from alerting.policy import Policy
 from alerting.replay import place_of
 from alerting.routing import Notification, Router
@@ -27,7 +27,6 @@ class Owner:
         self.store, self.policy, self.registry = store, policy, registry
         states, groups = store.load_routing()
         self.router = Router(policy, states, groups)
-        self.changes: list[tuple[AlertRecord, Change]] = []  # for the metrics, drained by the service
 
     def on_alert(self, alert: Alert, now: datetime) -> Outcome:
         self.registry.get(alert.device_id)  # re-reads the registry file when it changed
@@ -57,7 +56,6 @@ class Owner:
             return
         notes = self.router.advance(now) + self.router.on_change(outcome.record, outcome.change, now)
         self._save(outcome.record, notes, now)
-        self.changes.append((outcome.record, outcome.change))
         logger.info("alert %s %s (v%d): %d notification(s)", outcome.record.alert_id, outcome.change.value,
                     outcome.record.version, len(notes))
 

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from alerting import mqtt_state
 from alerting.channels import DeliveryError, Sender
-from alerting.lifecycle import CLOSING_CHANGES, AlertRecord, Change
+from alerting.lifecycle import CLOSING_CHANGES, AlertRecord, Change, Outcome
 from alerting.owner import Owner
 from alerting.policy import Policy, load_policy
 from alerting.store import AlertStore, OutboxRow, default_url
@@ -84,7 +84,7 @@ class AlertService:
         self.sink = sink
         self.wake_timer = asyncio.Event()
         self.wake_dispatch = asyncio.Event()
-        self.wake_publish = asyncio.Event()
+        self.to_publish: asyncio.Queue[AlertRecord] = asyncio.Queue()
         self.inflight: set[int] = set()
         self.tasks: set[asyncio.Task] = set()
         self.producer: AIOKafkaProducer | None = None
@@ -173,16 +173,14 @@ class AlertService:
         except SchemaError as exc:
             await self.dead_letter(exc.code, str(exc), topics.KAFKA_ALERTS, raw)
             return
-        await self.call(self.owner.on_alert, alert, datetime.now(UTC))
-        self.changed()
+        self.changed(await self.call(self.owner.on_alert, alert, datetime.now(UTC)))
 
-    def changed(self) -> None:
-        for record, change in self.owner.changes:
-            self.metric(kpi_points(record, change, self.settings.alerts.handled_target_s))
-        self.owner.changes.clear()
+    def changed(self, outcome: Outcome) -> None:
+        if outcome.change is not None and outcome.record is not None:
+            self.metric(kpi_points(outcome.record, outcome.change, self.settings.alerts.handled_target_s))
+            self.to_publish.put_nowait(outcome.record)
         self.wake_timer.set()
         self.wake_dispatch.set()
-        self.wake_publish.set()
 
     def metric(self, points: list[MetricPoint]) -> None:
         if points and self.sink is not None:
@@ -249,19 +247,25 @@ class AlertService:
 
     # ------------------------------------------------------------------ MQTT state, metrics
     async def publish_states(self) -> None:
+        """Every version of every record, in order (a transition that fired and cleared within
+        moments shows both); after a restart, first the current version of whatever the broker may
+        have missed."""
+        for record in await self.call(self.store.unpublished, 100_000):
+            await self.publish_state(record)
         while True:
-            for record in await self.call(self.store.unpublished):
-                try:
-                    await self.mqtt.publish_state(record)
-                except (ConnectionError, TimeoutError) as exc:
-                    logger.warning("MQTT state of %s not published yet: %s", record.alert_id, exc)
-                    break
-                await self.call(self.store.mark_published, record)
-            self.wake_publish.clear()
+            await self.publish_state(await self.to_publish.get())
+
+    async def publish_state(self, record: AlertRecord) -> None:
+        delay = 0.5
+        while True:
             try:
-                await asyncio.wait_for(self.wake_publish.wait(), 1.0)
-            except asyncio.TimeoutError:
-                pass
+                await self.mqtt.publish_state(record)
+                break
+            except (ConnectionError, TimeoutError) as exc:
+                logger.warning("MQTT state of %s not published yet (%s); retrying", record.alert_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        await self.call(self.store.mark_published, record)
 
     async def snapshots(self) -> None:
         """Open alerts by severity, type and district, every few seconds: "firing now" is right on any
@@ -288,7 +292,7 @@ class AlertService:
                                     target=action.alert_id, detail=(action.assignee or action.reason)[:500])
         await self.producer.send_and_wait(topics.KAFKA_AUDIT, schemas.encode(audit), key=action.by.encode())
         outcome = await self.call(self.owner.on_action, action, now)
-        self.changed()
+        self.changed(outcome)
         return outcome.record
 
 

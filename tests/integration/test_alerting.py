@@ -253,3 +253,25 @@ def test_alerter_killed_mid_escalation_does_not_resend(pipeline, settings, regis
     assert [r.body["reason"] for r in got if r.path == "/hook/duty"][0] == "new"
     assert sum(r.body["reason"] == "new" for r in got) == 1
     assert sum(r.path == "/hook/supervisor" for r in got) == 1 and sum(r.path == "/hook/command" for r in got) == 1
+
+
+def test_a_forged_alert_on_mqtt_changes_nothing(pipeline, settings, registry, receivers, api_token):
+    """MQTT is an output: a message any client publishes on an alert topic is never read back."""
+    import paho.mqtt.client as mqtt
+
+    http, _ = receivers
+    sensor = registry.add("gas", device_id=f"esc-{uuid.uuid4().hex[:6]}", site="forged-site", **QUIET)
+    alert_id = f"gas-level-1:{sensor}"
+    forged = json.dumps({"alert_id": alert_id, "type": "gas-level-1", "severity": "high", "state": "cleared",
+                         "status": "resolved", "device_id": sensor, "since": "2099-01-01T00:00:00Z",
+                         "at": "2099-01-01T00:00:00Z", "summary": "forged"}).encode()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"forger-{uuid.uuid4().hex[:6]}")
+    client.connect(settings.mqtt.host, settings.mqtt.port)
+    client.loop_start()
+    for topic in (topics.alert_topic("gas-level-1", sensor, alert_id), f"{topics.PREFIX}/alerts/gas-level-1/{sensor}"):
+        client.publish(topic, forged, qos=1, retain=True).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+    leak(settings, sensor).close()
+    poll(lambda: http.where("/hook/duty", alert_id), 60, "the real alarm, notified")
+    assert record(settings, api_token, alert_id)["status"] == "firing"

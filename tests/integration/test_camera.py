@@ -28,7 +28,7 @@ def test_covered_camera_raises_one_tampered_alert_and_its_resolution(pipeline, s
         expected += [(a.type, a.state.value) for a in alerts]
     assert expected == [("camera-tampered", "firing"), ("camera-tampered", "cleared")]
 
-    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/+/{cam_id}")
+    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/+/{cam_id}/#")
     client = DeviceClient(settings.mqtt, DeviceKind.CAMERA, cam_id).start()
     try:
         for frame in frames:

@@ -35,7 +35,7 @@ def test_simulated_leak_gives_warning_levels_and_clear_in_order(pipeline, settin
         ("gas-rate-of-rise", "firing"), ("gas-level-1", "firing"), ("gas-level-2", "firing")]
     assert expected[-1][1:] == ("gas-level-1", "cleared") and len(expected) == 6
 
-    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/+/{sensor}")
+    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/+/{sensor}/#")
     client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
     try:
         for r in readings:
@@ -59,7 +59,7 @@ def test_simulated_leak_gives_warning_levels_and_clear_in_order(pipeline, settin
 
 def test_lost_connection_raises_offline_from_the_last_will(pipeline, settings, registry):
     sensor = registry.add("gas", **QUIET)
-    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/sensor-offline/{sensor}")
+    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/sensor-offline/{sensor}/#")
     client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
     now = datetime.now(UTC)
     try:
@@ -95,7 +95,7 @@ def test_unregistered_device_is_dead_lettered_at_ingest(pipeline, settings):
 
 def test_worker_restarted_mid_alarm_neither_re_raises_nor_forgets(pipeline, settings, registry):
     sensor = registry.add("gas", **QUIET)
-    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/+/{sensor}")
+    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/+/{sensor}/#")
     client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
     t0 = datetime.now(UTC) - timedelta(minutes=5)
 

@@ -61,7 +61,7 @@ def test_simulated_devices_reach_influxdb(pipeline, settings, uid):
 
 def test_gas_leak_raises_and_clears_an_alert_on_mqtt(pipeline, settings, uid):
     sensor = uid("gas")
-    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/+/{sensor}")
+    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/+/{sensor}/#")
     client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
     t0 = datetime.now(UTC) - timedelta(seconds=120)
     try:
