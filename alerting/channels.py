@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from alerting.lifecycle import AlertRecord
+from alerting.lifecycle import AlertRecord, iso
 from alerting.routing import Notification
 from models.settings import AlertSettings
 
@@ -47,23 +47,23 @@ def _alert_summary(r: AlertRecord) -> dict[str, Any]:
     return {"alert_id": r.alert_id, "type": r.type, "severity": r.severity.value, "status": r.status.value,
             "state": "firing" if r.open else "cleared",
             "device_id": r.device_id, "district": r.place.district, "site": r.site, "grid": r.place.grid,
-            "since": r.since.isoformat(), "first_seen": r.first_seen.isoformat(), "last_seen": r.last_seen.isoformat(),
+            "since": iso(r.since), "first_seen": iso(r.first_seen), "last_seen": iso(r.last_seen),
             "count": r.count, "summary": r.summary, "details": r.details,
             "acknowledged_by": r.acknowledged_by, "assignee": r.assignee, "closed_by": r.closed_by}
 
 
 def message_record(r: AlertRecord) -> bytes:
     """An alert's state as published on MQTT: the summary fields plus the steps (who, what, when)."""
-    body = _alert_summary(r) | {"at": r.steps[-1].at.isoformat() if r.steps else r.first_seen.isoformat(),
-                                "version": r.version, "closed_at": r.closed_at.isoformat() if r.closed_at else None,
-                                "steps": [{"change": s.change.value, "by": s.by, "at": s.at.isoformat(),
+    body = _alert_summary(r) | {"at": iso(r.steps[-1].at) if r.steps else iso(r.first_seen),
+                                "version": r.version, "closed_at": iso(r.closed_at) if r.closed_at else None,
+                                "steps": [{"change": s.change.value, "by": s.by, "at": iso(s.at),
                                            **({"assignee": s.assignee} if s.assignee else {})} for s in r.steps]}
     return json.dumps(body, ensure_ascii=False).encode()
 
 
 def message(n: Notification) -> dict[str, Any]:
     """The channel-independent message of a notification (what a webhook receives)."""
-    return {"key": n.key, "reason": n.reason.value, "receiver": n.receiver, "at": n.at.isoformat(),
+    return {"key": n.key, "reason": n.reason.value, "receiver": n.receiver, "at": iso(n.at),
             "alerts": [_alert_summary(r) for r in n.records],
             "note": "a lead for a person to verify, never an instruction to act"}
 

@@ -138,6 +138,11 @@ class AlertRecord(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True)
         return self.place.site or self.device_id
 
 
+def iso(value: datetime) -> str:
+    """Times on the wire as msgspec writes them everywhere else: ISO 8601, UTC as ``Z``."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
 class IllegalStep(ValueError):
     """An operator action the alert's state does not allow; the message is for a person."""
 

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from alerting.lifecycle import CLOSING_CHANGES, AlertRecord, Change
+from alerting.lifecycle import CLOSING_CHANGES, AlertRecord, Change, iso
 from alerting.policy import AlertFacts, Policy, Route
 from models import alerts as alert_types
 from models.alerts import Severity
@@ -55,7 +55,7 @@ class Notification:
         return tuple(r.alert_id for r in self.records)
 
     def as_line(self) -> dict:
-        line: dict = {"at": self.at.isoformat(), "receiver": self.receiver, "reason": self.reason.value}
+        line: dict = {"at": iso(self.at), "receiver": self.receiver, "reason": self.reason.value}
         if self.reason is Reason.GROUP:
             return {"at": line["at"], "alert_ids": list(self.alert_ids), **{k: line[k] for k in ("receiver", "reason")}}
         return {"at": line["at"], "alert_id": self.alert_ids[0], "receiver": self.receiver, "reason": line["reason"]}
