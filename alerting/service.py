@@ -209,7 +209,7 @@ class AlertService:
     async def dispatch(self) -> None:
         while True:
             now = datetime.now(UTC)
-            rows = await self.call(self.store.due_deliveries, now)
+            rows = await self.call(self.store.due_deliveries, now, 100, set(self.inflight))
             for row in rows:
                 if row.id not in self.inflight:
                     self.inflight.add(row.id)

@@ -258,9 +258,13 @@ class AlertStore:
         return states, groups
 
     # ------------------------------------------------------------------ outbox
-    def due_deliveries(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
-        q = (sa.select(outbox).where(outbox.c.status == "pending", outbox.c.due <= _u(now))
-             .order_by(outbox.c.due, outbox.c.id).limit(limit))
+    def due_deliveries(self, now: datetime, limit: int = 100, skip: Iterable[int] = ()) -> list[OutboxRow]:
+        """Pending rows that are due, oldest first; ``skip``: rows already being sent (a slow receiver's
+        rows never hold back the others)."""
+        q = sa.select(outbox).where(outbox.c.status == "pending", outbox.c.due <= _u(now))
+        if skip:
+            q = q.where(outbox.c.id.not_in(list(skip)))
+        q = q.order_by(outbox.c.due, outbox.c.id).limit(limit)
         with self.engine.connect() as conn:
             return [OutboxRow(r.id, r.key, r.receiver, r.reason, r.channel, r.target, msgspec.json.decode(r.payload),
                               r.attempts) for r in conn.execute(q)]

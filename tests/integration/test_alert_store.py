@@ -89,6 +89,7 @@ def test_router_state_and_outbox_survive_a_restart_without_duplicates(store):
     store.delivered(due[0].id, datetime.now(UTC))
     store.retry(due[1].id, datetime.now(UTC) + timedelta(hours=1), "HTTP 500", final=False)
     assert [r.id for r in store.due_deliveries(datetime.now(UTC))] == [due[2].id, due[3].id]
+    assert [r.id for r in store.due_deliveries(datetime.now(UTC), skip={due[2].id})] == [due[3].id]  # in flight
 
 
 def test_users_and_published_versions(store):
