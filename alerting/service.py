@@ -6,7 +6,7 @@
     HTTP API (actions) ──┘                                              │
                               dispatcher ◀── outbox (due rows) ─────────┤  webhook, e-mail, robots, MQTT
                               MQTT state ◀── unpublished record versions┤  safecity/v1/alerts/<type>/<device>/<id>
-                              metrics    ◀── open alerts, KPIs ─────────┘  InfluxDB
+                              metrics    ◀── open alerts, KPIs ─────────┘  safecity.metrics.v1 (-> InfluxDB)
 
 Kafka offsets are committed only after the store has the transaction, so a crash replays
 transitions, which the lifecycle recognises; notifications are rows in the outbox, written with the
@@ -38,6 +38,7 @@ from models.schemas import Alert, SchemaError
 from models.settings import Settings
 from processors.rules import metrics
 from processors.rules.metrics import MetricPoint
+from processors.sinks.metrics_topic import ProducerSink
 from safecity.registry import RegistryFile
 
 logger = logging.getLogger(__name__)
@@ -105,10 +106,8 @@ class AlertService:
         await self.producer.start()
         self.mqtt = mqtt_state.AlertStatePublisher(s.mqtt)
         self.sender = Sender(s.alerts, self.mqtt.publish)
-        if self.sink is None:
-            from processors.sinks.influx import InfluxSink
-
-            self.sink = InfluxSink(s.influx)
+        if self.sink is None:  # metrics go through Kafka to the metrics writer: InfluxDB never holds us up
+            self.sink = ProducerSink(self.producer, topics.KAFKA_METRICS)
 
     async def stop(self) -> None:
         for task in list(self.tasks):

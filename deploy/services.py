@@ -216,6 +216,19 @@ class Service:
         self.pidfile.unlink(missing_ok=True)
 
 
+def grant_to(user: str, path: Path) -> None:
+    """Run as root, a server that drops to ``user`` must own its state directory and be able to
+    reach it (every parent searchable). Nothing to do for anyone else."""
+    if os.geteuid() != 0:
+        return
+    shutil.chown(path, user, user)
+    for child in path.rglob("*"):
+        shutil.chown(child, user, user)
+    for parent in path.parents:
+        if parent != Path("/") and not parent.stat().st_mode & 0o001:
+            parent.chmod(parent.stat().st_mode | 0o001)
+
+
 def _apt_install(*packages: str) -> None:
     if os.geteuid() != 0:
         raise ServiceError(f"install {' '.join(packages)} with apt-get (needs root)")
@@ -237,6 +250,9 @@ class Mosquitto(Service):
 
     def prepare(self) -> None:
         (self.dir / "data").mkdir(exist_ok=True)
+        # Run as root, Mosquitto drops to the mosquitto user: without this its persistence fails
+        # ("Permission denied" every autosave) and a restart loses every queued QoS 1 message.
+        grant_to("mosquitto", self.dir / "data")
         (self.dir / "mosquitto.conf").write_text(
             f"# written by deploy/services.py: development broker, loopback only\n"
             f"listener {self.port} {self.host}\n"
@@ -246,6 +262,8 @@ class Mosquitto(Service):
             "autosave_interval 5\n"
             f"max_inflight_messages {self.max_inflight}\n"
             "max_queued_messages 200000\n"
+            "max_queued_bytes 536870912\n"  # 512 MiB per session: a long Kafka outage cannot fill the disk
+            "autosave_on_changes false\n"
             "log_dest stdout\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
@@ -437,12 +455,7 @@ class PostgreSQL(Service):
         return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
     def prepare(self) -> None:
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-            for parent in self.dir.parents:  # the postgres user must reach its data directory
-                if parent == Path("/") or parent.stat().st_mode & 0o001:
-                    continue
-                parent.chmod(parent.stat().st_mode | 0o001)
+        grant_to("postgres", self.dir)
         if not (self.data / "PG_VERSION").exists():
             subprocess.run(self._as_owner([_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", self.user,
                                            "-E", "UTF8", "--no-instructions"]),
@@ -510,16 +523,22 @@ def install_all(settings: Settings) -> None:
 
 
 def start_all(settings: Settings) -> list[Service]:
+    """Start what is not running yet; returns every service, running. If one fails, stop only
+    those this call started (a server that was already running is left alone)."""
+    ready: list[Service] = []
     started: list[Service] = []
     try:
         for service in local_services(settings):
+            fresh = service.pid() is None
             service.start()
-            started.append(service)
+            ready.append(service)
+            if fresh:
+                started.append(service)
     except BaseException:
         for service in reversed(started):
             service.stop()
         raise
-    return started
+    return ready
 
 
 def stop_all(settings: Settings) -> None:

@@ -67,6 +67,7 @@ KAFKA_SITE_ALARMS = "safecity.gas-site-alarms.v1"  # gas alarm transitions keyed
 KAFKA_MOTION = "safecity.camera-motion.v1"  # motion-start / motion-end events, keyed by camera
 KAFKA_WATCHLIST_VEHICLES = "safecity.watchlist-vehicles.v1"  # compacted, keyed by entry id
 KAFKA_WATCHLIST_PERSONS = "safecity.watchlist-persons.v1"  # compacted, keyed by entry id
+KAFKA_METRICS = "safecity.metrics.v1"  # metric points on their way to InfluxDB (the metrics writer)
 KAFKA_AUDIT = "safecity.audit.v1"  # who did what to watch lists and alerts
 
 #: What ingest subscribes to: every device kind's namespace (not alerts/ or system/, our outputs).

@@ -21,6 +21,7 @@ import faust
 
 from deploy.kafka_topics import ensure_topics
 from models.settings import Settings
+from models import topics
 from models.topics import MessageKind
 from processors.agents import cameras, checkpoints, core, gas, hotels, watchlists
 from processors.context import Context
@@ -41,20 +42,6 @@ class SafeCityApp(faust.App):
             self.outputs[name] = self.output_factories[name]()
         return self.outputs[name]
 
-    async def on_start(self) -> None:
-        await super().on_start()
-        # Faust flushes its producer right before committing offsets: flush the metric sink there
-        # too, so that an offset is committed only once the metrics of its events are stored.
-        producer_flush = self.producer.flush
-
-        async def flush() -> None:
-            await producer_flush()
-            sink = self.outputs.get("metrics")
-            if sink is not None:
-                await asyncio.get_running_loop().run_in_executor(None, sink.flush)
-
-        self.producer.flush = flush  # type: ignore[method-assign]
-
     async def on_stop(self) -> None:
         await super().on_stop()
         for name, output in list(self.outputs.items()):
@@ -65,10 +52,12 @@ class SafeCityApp(faust.App):
         self.outputs.clear()
 
 
-def _default_outputs(settings: Settings) -> dict[str, Callable[[], Any]]:
-    from processors.sinks.influx import InfluxSink
+def _default_outputs(app: faust.App) -> dict[str, Callable[[], Any]]:
+    from processors.sinks.metrics_topic import FaustTopicSink
 
-    return {"metrics": lambda: InfluxSink(settings.influx)}
+    topic = app.topic(topics.KAFKA_METRICS, key_type=bytes, value_type=bytes, key_serializer="raw",
+                      value_serializer="raw")
+    return {"metrics": lambda: FaustTopicSink(topic)}
 
 
 def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None = None) -> SafeCityApp:
@@ -94,7 +83,7 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
         web_host="127.0.0.1",
     )
     app.outputs = {}
-    app.output_factories = outputs if outputs is not None else _default_outputs(settings)
+    app.output_factories = outputs if outputs is not None else _default_outputs(app)
 
     ctx = Context(app, settings, RegistryFile(settings.registry))
     core.register(ctx)

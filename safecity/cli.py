@@ -94,6 +94,16 @@ def worker() -> None:
     run_worker(load_settings())
 
 
+@app.command("metrics")
+def metrics_writer() -> None:
+    """Run the metrics writer (safecity.metrics.v1 -> InfluxDB) until SIGINT/SIGTERM."""
+    from processors import metrics_writer as writer
+
+    settings = load_settings()
+    _logging(settings.log_level)
+    writer.run(settings)
+
+
 @app.command()
 def simulate(checkpoints: int = 3, hotels: int = 5, gas_sensors: int = 12, rate: float = 1.0,
              malformed: float = typer.Option(0.0, help="fraction of malformed messages"),

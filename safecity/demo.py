@@ -178,6 +178,7 @@ def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = Non
         token = _demo_token(settings)  # migrates the store before the alert service starts
         children.append(_spawn(["ingest"], run_dir / "ingest.log", env))
         children.append(_spawn(["alerter"], run_dir / "alerter.log", env))
+        children.append(_spawn(["metrics"], run_dir / "metrics.log", env))
         children.append(_spawn(["worker"], run_dir / "worker.log", env))
         with console.status("publishing the demo watch lists ..."):
             operator.import_list(settings, "vehicles", vehicles.encode(), vehicle_entries, "demo", "demo vehicles")

@@ -17,6 +17,7 @@ from tests.integration.harness import Process, Registry
 WORKER_READY = "[^Worker]: Ready"
 INGEST_READY = "MQTT connected"
 ALERTER_READY = "alert service ready"
+METRICS_READY = "metrics writer ready"
 
 
 @pytest.fixture(scope="session")
@@ -134,8 +135,9 @@ def pipeline(stack, stack_env, settings, registry):
     run_dir = settings.services.run_dir
     ingest = Process(["ingest"], stack_env, run_dir / "ingest.log", INGEST_READY).start()
     alerter = Process(["alerter"], stack_env, run_dir / "alerter.log", ALERTER_READY).start(timeout=60)
+    metrics = Process(["metrics"], stack_env, run_dir / "metrics.log", METRICS_READY).start(timeout=60)
     worker = Process(["worker"], stack_env, run_dir / "worker.log", WORKER_READY).start(timeout=120)
-    procs = {"ingest": ingest, "alerter": alerter, "worker": worker}
+    procs = {"ingest": ingest, "alerter": alerter, "metrics": metrics, "worker": worker}
     yield procs
     for proc in procs.values():
         proc.stop()

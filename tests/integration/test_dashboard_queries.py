@@ -74,7 +74,8 @@ def city_data(pipeline, settings, registry, api_token):
 
     leads = poll(lambda: [x for x in api(settings, api_token, "GET", "/api/v1/alerts?type=watchlist-*")[1]
                           if x["device_id"] == cp], 60, "the lead in the alert store")
-    for lead in leads:
+    for lead in leads:  # acknowledged, then closed: the time-to-acknowledge and time-to-close panels
+        assert act(settings, api_token, lead["alert_id"], "ack")[0] == 200
         assert act(settings, api_token, lead["alert_id"], "reject", reason="dashboard test")[0] == 200
     for measurement in ("alerts", "data_quality", "alert_feedback", "camera_motion", "alerts_closed",
                         "notifications", "alerts_open"):

@@ -1,0 +1,109 @@
+"""`safecity metrics`: writes the metric points on ``safecity.metrics.v1`` to InfluxDB.
+
+Its own consumer group, so InfluxDB being slow or down never holds back the alarm path: batches of
+records are written with influxdb-client's synchronous write API (in a thread), and offsets are
+committed only after InfluxDB took the batch (at least once; points are keyed by series and
+time, so a replay overwrites itself). While InfluxDB is unreachable the batch is retried with
+capped backoff, one log line every 30 s says how long and how much is waiting, and the backlog
+stays in Kafka (retention: 7 days).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+import msgspec
+from aiokafka import AIOKafkaConsumer
+from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+
+from deploy.kafka_topics import ensure_topics
+from models import topics
+from models.settings import Settings
+
+logger = logging.getLogger(__name__)
+READY = "metrics writer ready"
+
+
+class MetricsWriter:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        i = settings.influx
+        self.client = InfluxDBClient(url=i.url, token=i.token.get_secret_value(), org=i.org, timeout=30_000)
+        self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
+        self.written = 0
+        self.stopping = asyncio.Event()
+
+    def write(self, points: list[dict]) -> None:
+        i = self.settings.influx
+        for start in range(0, len(points), i.batch_size):
+            self.write_api.write(bucket=i.bucket, org=i.org, record=points[start:start + i.batch_size],
+                                 write_precision=WritePrecision.NS)
+        self.written += len(points)
+
+    async def write_until_taken(self, points: list[dict], records: int) -> bool:
+        """Retry until InfluxDB takes the batch; False if the writer is stopping first."""
+        delay, down_since, last_log = 0.5, None, 0.0
+        while True:
+            try:
+                await asyncio.to_thread(self.write, points)
+                if down_since is not None:
+                    logger.warning("InfluxDB is back after %.0f s; writing the backlog", time.monotonic() - down_since)
+                return True
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the batch and retry
+                now = time.monotonic()
+                down_since = down_since or now
+                if now - last_log >= 30:
+                    logger.error("InfluxDB not taking writes for %.0f s (%s); %d records (%d points) waiting, "
+                                 "retrying", now - down_since, str(exc)[:200], records, len(points))
+                    last_log = now
+            try:
+                await asyncio.wait_for(self.stopping.wait(), delay)
+                return False
+            except asyncio.TimeoutError:
+                delay = min(delay * 2, 10.0)
+
+    async def run(self) -> None:
+        s = self.settings
+        await ensure_topics(s.kafka)
+        consumer = AIOKafkaConsumer(topics.KAFKA_METRICS, bootstrap_servers=s.kafka.bootstrap,
+                                    group_id=f"{s.worker.app_id}-metrics", enable_auto_commit=False,
+                                    auto_offset_reset="earliest", max_poll_interval_ms=3_600_000)
+        await consumer.start()
+        logger.info(READY)
+        decode = msgspec.json.Decoder(list[dict]).decode
+        try:
+            while not self.stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+                points, records = [], 0
+                for recs in batch.values():
+                    for rec in recs:
+                        records += 1
+                        try:
+                            points += decode(rec.value or b"[]")
+                        except msgspec.DecodeError:
+                            logger.error("unreadable metric record at %s[%d]@%d; skipped", rec.topic, rec.partition,
+                                         rec.offset)
+                if not records:
+                    continue
+                if points and not await self.write_until_taken(points, records):
+                    break
+                await consumer.commit()
+        finally:
+            await consumer.stop()
+            self.write_api.close()
+            self.client.close()
+
+
+def run(settings: Settings) -> None:
+    async def main() -> None:
+        writer = MetricsWriter(settings)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, writer.stopping.set)
+        await writer.run()
+
+    asyncio.run(main())
