@@ -12,11 +12,11 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TextIO
 
 from models.schemas import GAS_UNITS, Alert, GasReading, GasType, GasUnit
-from processors.rules import gas
+from processors.rules import correlation, gas
 
 REQUIRED = ("time", "sensor_id", "gas", "value", "unit")
 SENSOR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -36,7 +36,9 @@ class Row:
 
 def _parse_time(text: str) -> datetime:
     t = datetime.fromisoformat(text.strip())
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    if t.tzinfo is None:  # a device clock's zone cannot be guessed: the series says it, or it is an error
+        raise ValueError(f"time {text.strip()[:40]!r} has no time zone (add Z or +08:00)")
+    return t
 
 
 def _parse_value(text: str) -> float | None:
@@ -76,8 +78,22 @@ def read_rows(fh: TextIO) -> list[Row]:
     return rows
 
 
-def replay(rows: Iterable[Row], cfg: gas.GasConfig) -> Iterator[Alert]:
+def replay(rows: Iterable[Row], cfg: gas.GasConfig, sites: dict[str, str] | None = None,
+           site_window_s: float = 300.0) -> Iterator[Alert]:
+    """Alert transitions in time order; with ``sites`` (sensor -> site, from the registry) also the
+    site correlation's ``gas-site-alarm`` transitions, whose device is the site."""
     states: dict[str, gas.GasState] = {}
+    site_states: dict[str, correlation.SiteState] = {}
+
+    def with_sites(alerts: list[Alert]) -> Iterator[Alert]:
+        for alert in alerts:
+            yield alert
+            site = (sites or {}).get(alert.device_id)
+            if site:
+                site_states[site], out = correlation.site_step(site_states.get(site, correlation.SiteState()),
+                                                               site, alert, site_window_s)
+                yield from out
+
     for row in rows:
         reading = row.reading
         now = reading.measured_at
@@ -86,8 +102,8 @@ def replay(rows: Iterable[Row], cfg: gas.GasConfig) -> Iterator[Alert]:
             states[sensor], alerts = gas.silence(state, sensor, now, cfg)
             pending += alerts
         states[reading.sensor_id], alerts = gas.step(states.get(reading.sensor_id, gas.GasState()), reading, cfg)
-        yield from sorted(pending, key=lambda a: a.at)
-        yield from alerts
+        yield from with_sites(sorted(pending, key=lambda a: a.at))
+        yield from with_sites(alerts)
 
 
 def as_line(alert: Alert) -> dict:

@@ -135,23 +135,38 @@ def demo(rate: float = typer.Option(2.0, help="device publishing rate multiplier
 
 @gas_app.command("replay")
 def gas_replay(file: Path = typer.Argument(..., help="CSV: time,sensor_id,gas,value,unit[,battery]"),
-               interval: float = typer.Option(60.0, min=0.001, help="expected reporting interval, seconds")) -> None:
+               interval: float = typer.Option(60.0, min=0.001, help="expected reporting interval, seconds"),
+               registry: Path | None = typer.Option(None, help="device registry: also run site correlation"),
+               site_window: float = typer.Option(300.0, min=1, help="site correlation window, seconds")) -> None:
     """Run the gas rules (default settings) over a recorded series; one JSON line per alert transition."""
     import json
 
+    from models.registry import RegistryError, parse_registry
     from processors import gas_replay
     from processors.rules.gas import GasConfig
+
+    def fail(message: str) -> None:
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2)
 
     try:
         with open(file, newline="", encoding="utf-8") as fh:
             rows = gas_replay.read_rows(fh)
     except OSError as exc:
-        typer.echo(f"error: cannot read {file}: {exc.strerror}", err=True)
-        raise typer.Exit(2) from None
+        return fail(f"cannot read {file}: {exc.strerror}")
+    except UnicodeDecodeError as exc:
+        return fail(f"{file}: not UTF-8 text (byte {exc.start})")
     except gas_replay.ReplayError as exc:
-        typer.echo(f"error: {file}: {exc}", err=True)
-        raise typer.Exit(2) from None
-    for alert in gas_replay.replay(rows, GasConfig(interval_s=interval)):
+        return fail(f"{file}: {exc}")
+    sites = None
+    if registry is not None:
+        try:
+            entries = parse_registry(registry.read_text(encoding="utf-8"),
+                                     "csv" if registry.suffix.lower() == ".csv" else "yaml")
+        except (OSError, UnicodeDecodeError, RegistryError) as exc:
+            return fail(f"{registry}: {getattr(exc, 'strerror', None) or exc}")
+        sites = {e.id: e.site for e in entries.values() if e.site}
+    for alert in gas_replay.replay(rows, GasConfig(interval_s=interval), sites, site_window):
         typer.echo(json.dumps(gas_replay.as_line(alert)))
 
 

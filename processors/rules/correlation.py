@@ -14,20 +14,32 @@ GAS_ALARMS = frozenset({"gas-level-1", "gas-level-2", "co-alarm"})
 
 
 class SiteState(msgspec.Struct):
-    firing: dict[str, datetime] = {}  # sensor -> when its (earliest still firing) alarm started
+    alarms: dict[str, datetime] = {}  # "sensor|alarm type" -> when that alarm started
     since: datetime | None = None  # when the site alert fired
 
 
+def _in_alarm(alarms: dict[str, datetime]) -> dict[str, datetime]:
+    """Sensors with any gas alarm still firing -> when their earliest one started."""
+    out: dict[str, datetime] = {}
+    for key, started in alarms.items():
+        sensor = key.rpartition("|")[0]
+        out[sensor] = min(out.get(sensor, started), started)
+    return out
+
+
 def site_step(state: SiteState, site: str, alert: Alert, window_s: float = 300.0) -> tuple[SiteState, list[Alert]]:
-    """Apply one sensor's gas-alarm transition to its site's state."""
+    """Apply one sensor's gas-alarm transition to its site's state. Alarms are tracked per (sensor,
+    alarm type): a sensor whose level 2 clears is still in alarm while its level 1 fires."""
     if alert.type not in GAS_ALARMS:
         return state, []
-    firing = dict(state.firing)
+    alarms = dict(state.alarms)
+    key = f"{alert.device_id}|{alert.type}"
     if alert.state is AlertState.FIRING:
-        firing[alert.device_id] = min(firing.get(alert.device_id, alert.since), alert.since)
+        alarms[key] = min(alarms.get(key, alert.since), alert.since)
     else:
-        firing.pop(alert.device_id, None)
-    new = SiteState(firing=firing, since=state.since)
+        alarms.pop(key, None)
+    firing = _in_alarm(alarms)
+    new = SiteState(alarms=alarms, since=state.since)
     out: list[Alert] = []
     window = timedelta(seconds=window_s)
     if new.since is None and alert.state is AlertState.FIRING:

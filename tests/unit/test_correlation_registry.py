@@ -28,6 +28,17 @@ def test_two_sensors_in_alarm_within_the_window_escalate_once():
     assert [(a.state.value, a.since) for a in out] == [("cleared", f.at(120))]
 
 
+def test_a_sensor_stays_in_alarm_while_any_of_its_alarms_fires():
+    s, _ = site_step(SiteState(), "b1", alarm("g1", "firing", 0))
+    s, _ = site_step(s, "b1", alarm("g1", "firing", 5, kind="gas-level-2"))
+    s, out = site_step(s, "b1", alarm("g2", "firing", 10))
+    assert [a.state.value for a in out] == ["firing"]
+    s, out = site_step(s, "b1", alarm("g1", "cleared", 60, kind="gas-level-2"))
+    assert out == []  # g1's level 1 still fires: two sensors are still in alarm
+    s, out = site_step(s, "b1", alarm("g1", "cleared", 90))
+    assert [a.state.value for a in out] == ["cleared"]
+
+
 def test_alarms_far_apart_do_not_correlate_and_faults_never_do():
     s, _ = site_step(SiteState(), "b1", alarm("g1", "firing", 0))
     s, out = site_step(s, "b1", alarm("g2", "firing", 301))

@@ -64,6 +64,7 @@ def test_battery_column_gives_low_battery(tmp_path):
     (HEADER + "2026-01-01T00:00:00Z,g1,co,abc,ppm\n", 2),
     (HEADER + "2026-01-01T00:00:00Z,g1,co\n", 2),
     ("time,sensor,value\n", 1),
+    (HEADER + "2026-01-01T00:00:00Z,g1,co,1,ppm\n2026-01-01T00:01:00,g1,co,1,ppm\n", 3),  # no time zone
 ])
 def test_malformed_rows_exit_2_naming_the_line(tmp_path, body, line):
     out = replay(tmp_path, body)
@@ -74,3 +75,27 @@ def test_unreadable_file_exits_2(tmp_path):
     out = subprocess.run([sys.executable, "-m", "safecity.cli", "gas", "replay", str(tmp_path / "missing.csv")],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 2 and "cannot read" in out.stderr
+
+
+def test_a_file_that_is_not_utf8_exits_2(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((HEADER + "2026-01-01T00:00:00Z,g1,combustible,1,%LEL\n").encode() + b"\xff\xfe,\n")
+    out = subprocess.run([sys.executable, "-m", "safecity.cli", "gas", "replay", str(path)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2 and "not UTF-8" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_with_a_registry_site_alarms_are_replayed_too(tmp_path):
+    (tmp_path / "r.yaml").write_text("devices:\n  - {id: g1, kind: gas, site: b1}\n  - {id: g2, kind: gas, site: b1}\n")
+    series = [(0, "g1", 30), (1, "g1", 31), (2, "g2", 55), (3, "g2", 56)]
+    series += [(t, sensor, 30) for t in range(10, 200, 10) for sensor in ("g1", "g2")]  # both stay at level 1
+    series += [(t, sensor, 2) for t in range(200, 330, 10) for sensor in ("g1", "g2")]
+    body = rows([(t, sensor, "combustible", v, "%LEL") for t, sensor, v in series])
+    lines = [json.loads(x) for x in replay(tmp_path, body, "--registry", str(tmp_path / "r.yaml")).stdout.splitlines()]
+    site = [(x["sensor_id"], x["state"]) for x in lines if x["type"] == "gas-site-alarm"]
+    assert site == [("b1", "firing"), ("b1", "cleared")]
+    # g2's level 2 clears at about 70 s while both sensors stay at level 1: the site alarm holds until
+    # a level 1 clears (after 200 s)
+    when = {(x["sensor_id"], x["type"], x["state"]): x["time"] for x in lines}
+    assert when[("g2", "gas-level-2", "cleared")] < "2026-01-01T00:02:00"
+    assert when[("b1", "gas-site-alarm", "cleared")] > "2026-01-01T00:04:00"
