@@ -5,6 +5,13 @@ so back-pressure reaches the broker over TCP); one producer loop validates, prod
 and acknowledges the MQTT message (manual ack, QoS 1, persistent session) only once Kafka has
 confirmed it. A message Kafka never confirms is never acknowledged: after a crash or restart the
 broker redelivers it. In-flight messages are bounded by the broker's ``max_inflight_messages``.
+
+A Kafka outage of any length is ridden out: a send Kafka refuses (or times out) goes to a
+redelivery list; the producer loop stops taking new messages and resends that list in order, with
+capped backoff, until Kafka takes it, then carries on. Meanwhile nothing more is acknowledged, so
+the broker holds the backlog in the bridge's persistent session (bounded by its
+``max_queued_bytes``), and one line every 30 s says how long Kafka has been away and how much waits
+(aiokafka's own connection errors are rate-limited the same way).
 """
 
 from __future__ import annotations
@@ -14,10 +21,11 @@ import collections
 import concurrent.futures
 import logging
 import signal
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from deploy.kafka_topics import ensure_topics
 from ingest.validate import Accepted, Rejected, validate
@@ -41,13 +49,38 @@ class Counters:
                 "queue": queue_depth, "pending": self.pending}
 
 
+class RateLimit(logging.Filter):
+    """For loggers under ``prefix``: at most one record per logger and message template every
+    ``every_s``; the next one says how many were held back."""
+
+    def __init__(self, prefix: str, every_s: float = 30.0) -> None:
+        super().__init__()
+        self.prefix, self.every_s = prefix, every_s
+        self.last: dict[tuple[str, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        import time
+
+        if not record.name.startswith(self.prefix):
+            return True
+        key = (record.name, record.msg)
+        now = time.monotonic()
+        at, held = self.last.get(key, (-1e9, 0))
+        if now - at < self.every_s:
+            self.last[key] = (at, held + 1)
+            return False
+        self.last[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} [{held} more like this in the last {self.every_s:.0f} s]"
+        return True
+
+
 class Bridge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.counters = Counters()
         self.queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue(maxsize=settings.ingest.queue_size)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.failed: BaseException | None = None
         self.stopping = asyncio.Event()
         self.client = make_mqtt_client(settings.mqtt, settings.mqtt.ingest_client_id, clean_session=False,
                                        manual_ack=True)
@@ -56,6 +89,11 @@ class Bridge:
         self.producer: AIOKafkaProducer | None = None
         self.registry = RegistryFile(settings.registry)
         self.lookup = self.registry.get if self.registry.enforced else None
+        self.max_ahead = timedelta(seconds=settings.ingest.max_clock_ahead_s)
+        self.max_age = timedelta(seconds=settings.ingest.max_event_age_s)
+        self.redeliver: collections.deque[tuple[mqtt.MQTTMessage, Accepted | Rejected]] = collections.deque()
+        self.wake = asyncio.Event()  # a failed send is waiting for redelivery
+        self.outage_since = 0.0
 
     # ---- paho thread
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -113,31 +151,79 @@ class Bridge:
             self.client.disconnect()
             self.client.loop_stop()
             logger.info("ingest stopped: %s", self.counters.snapshot(self.queue.qsize()))
-        if self.failed:
-            raise self.failed
 
     async def _produce_loop(self) -> None:
         assert self.producer is not None
         while True:
-            msg = await self.queue.get()
-            result = validate(msg.topic, msg.payload, datetime.now(UTC), self.lookup)
-            if isinstance(result, Accepted):
-                fut = await self.producer.send(result.kafka_topic, result.value, key=result.key)
-            else:
-                fut = await self.producer.send(topics.KAFKA_DEAD_LETTERS, schemas.encode(result.dead_letter),
-                                               key=result.key)
+            if self.redeliver:
+                await self._redeliver()
+                continue
+            self.wake.clear()
+            getter = asyncio.ensure_future(self.queue.get())
+            waker = asyncio.ensure_future(self.wake.wait())
+            done, _ = await asyncio.wait({getter, waker}, return_when=asyncio.FIRST_COMPLETED)
+            waker.cancel()
+            if getter not in done:
+                getter.cancel()  # still waiting: nothing was taken from the queue
+                continue
+            msg = getter.result()
+            result = validate(msg.topic, msg.payload, datetime.now(UTC), self.lookup, self.max_ahead, self.max_age)
+            if isinstance(result, Rejected):
                 logger.info("dead letter %s from %s", result.dead_letter.reason_code, msg.topic[:120])
             self.counters.pending += 1
+            try:
+                fut = await self._send(result)
+            except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+                self._failed(msg, result, exc)
+                continue
             fut.add_done_callback(lambda f, msg=msg, result=result: self._delivered(f, msg, result))
 
+    async def _send(self, result: Accepted | Rejected) -> asyncio.Future:
+        assert self.producer is not None
+        if isinstance(result, Accepted):
+            return await self.producer.send(result.kafka_topic, result.value, key=result.key)
+        return await self.producer.send(topics.KAFKA_DEAD_LETTERS, schemas.encode(result.dead_letter), key=result.key)
+
+    def _failed(self, msg: mqtt.MQTTMessage, result: Accepted | Rejected, error: BaseException | None) -> None:
+        if not self.redeliver:
+            logger.error("Kafka did not take a message (%r); holding MQTT acknowledgements and retrying", error)
+            self.outage_since = self.loop.time() if self.loop else 0.0
+        self.redeliver.append((msg, result))
+        self.wake.set()
+
+    async def _redeliver(self) -> None:
+        """Resend the failed messages in order until Kafka takes each; then carry on."""
+        delay, last_log = 0.5, self.loop.time()
+        count = 0
+        while self.redeliver:
+            msg, result = self.redeliver[0]
+            try:
+                await (await self._send(result))
+            except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+                now = self.loop.time()
+                if now - last_log >= 30:
+                    logger.error("Kafka unavailable for %.0f s (%s); %d messages waiting here, more at the broker",
+                                 now - self.outage_since, type(exc).__name__, len(self.redeliver))
+                    last_log = now
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            self.redeliver.popleft()
+            self._done(msg, result)
+            count += 1
+            delay = 0.5
+        logger.warning("Kafka is back after %.0f s: %d messages redelivered", self.loop.time() - self.outage_since,
+                       count)
+
     def _delivered(self, fut: asyncio.Future, msg: mqtt.MQTTMessage, result: Accepted | Rejected) -> None:
-        self.counters.pending -= 1
         if fut.cancelled() or fut.exception() is not None:
-            # Not acknowledged: stop, so that the broker redelivers it to the next session.
-            error = None if fut.cancelled() else fut.exception()
-            self.failed = self.failed or RuntimeError(f"Kafka did not take a message: {error!r}")
-            self.stopping.set()
+            self._failed(msg, result, None if fut.cancelled() else fut.exception())
             return
+        self._done(msg, result)
+
+    def _done(self, msg: mqtt.MQTTMessage, result: Accepted | Rejected) -> None:
+        """Kafka has it: count it and acknowledge it to the broker."""
+        self.counters.pending -= 1
         if isinstance(result, Accepted):
             self.counters.accepted[result.kind.value] += 1
         else:
@@ -154,4 +240,6 @@ class Bridge:
 
 
 def run(settings: Settings) -> None:
+    for handler in logging.getLogger().handlers:  # a Kafka outage must not flood the logs
+        handler.addFilter(RateLimit("aiokafka"))
     asyncio.run(Bridge(settings).run())

@@ -16,8 +16,10 @@ from models.topics import MessageKind, TopicError
 STAGE = "ingest"
 #: Largest MQTT payload accepted (a plate read with a 512 KiB snapshot is ~700 KiB of JSON).
 MAX_PAYLOAD_BYTES = 1024 * 1024
-#: Device clocks may run ahead of ours by this much before a reading counts as bogus.
+#: Device clocks may run ahead of ours by this much before a reading counts as bogus (setting).
 MAX_CLOCK_AHEAD = timedelta(minutes=10)
+#: Events older than this are refused: a clock reset to 1900 is not a reading from 1900 (setting).
+MAX_EVENT_AGE = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +41,8 @@ class Rejected:
 
 
 def validate(mqtt_topic: str, payload: bytes, now: datetime,
-             registry: Callable[[str], DeviceEntry | None] | None = None) -> Accepted | Rejected:
+             registry: Callable[[str], DeviceEntry | None] | None = None,
+             max_ahead: timedelta = MAX_CLOCK_AHEAD, max_age: timedelta = MAX_EVENT_AGE) -> Accepted | Rejected:
     """Never raises: anything that cannot become a valid event becomes a dead letter.
 
     With a ``registry`` lookup, devices it does not list (or lists as another kind) are rejected."""
@@ -67,8 +70,12 @@ def validate(mqtt_topic: str, payload: bytes, now: datetime,
         if event.device_id != topic.device_id:
             return reject("device-mismatch", "device id in payload differs from the topic's")
         event_time = event.event_time
-        if event_time is not None and event_time - now > MAX_CLOCK_AHEAD:
-            return reject("event-time-future", f"event time is {event_time - now} ahead of ingest time")
+        if event_time is not None and event_time - now > max_ahead:
+            return reject("event-time-future", f"event time is {event_time - now} ahead of ingest time "
+                                               f"(bound {max_ahead})")
+        if event_time is not None and now - event_time > max_age:
+            return reject("event-time-past", f"event time is {now - event_time} before ingest time "
+                                             f"(bound {max_age})")
         event = msgspec.structs.replace(event, ingested_at=now)
         return Accepted(topic.message, topics.kafka_topic(topic.message), topic.device_id.encode(),
                         schemas.encode(event), event)

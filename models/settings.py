@@ -71,6 +71,9 @@ class WorkerSettings(_Section):
 class IngestSettings(_Section):
     queue_size: int = Field(5000, ge=10, le=1_000_000, description="bounded queue between MQTT and Kafka")
     stats_interval_s: float = Field(1.0, ge=0.1, le=3600, description="how often counters are published")
+    max_clock_ahead_s: float = Field(600.0, ge=0, le=86400, description="event times further ahead: dead letter")
+    max_event_age_s: float = Field(7 * 86400.0, gt=0, le=365 * 86400, description="event times further back: "
+                                                                                   "dead letter")
 
 
 class GasSettings(_Section):

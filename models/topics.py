@@ -70,8 +70,9 @@ KAFKA_WATCHLIST_PERSONS = "safecity.watchlist-persons.v1"  # compacted, keyed by
 KAFKA_METRICS = "safecity.metrics.v1"  # metric points on their way to InfluxDB (the metrics writer)
 KAFKA_AUDIT = "safecity.audit.v1"  # who did what to watch lists and alerts
 
-#: What ingest subscribes to: every device kind's namespace (not alerts/ or system/, our outputs).
-INGEST_SUBSCRIPTIONS = tuple(f"{PREFIX}/{kind.value}/+/+" for kind in DeviceKind)
+#: What ingest subscribes to: every device kind's whole namespace (not alerts/ or system/, our
+#: outputs), so a topic of any shape below it is judged (accepted or dead-lettered), never unseen.
+INGEST_SUBSCRIPTIONS = tuple(f"{PREFIX}/{kind.value}/#" for kind in DeviceKind)
 ALERTS_SUBSCRIPTION = f"{PREFIX}/alerts/#"
 
 

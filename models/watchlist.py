@@ -37,6 +37,13 @@ class _Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tr
         return (self.valid_from is None or self.valid_from <= at) and (self.valid_until is None or at < self.valid_until)
 
 
+def content_hash(entry: _Entry) -> str:
+    """What an entry says, without when it was published: an unchanged re-import has the same hash."""
+    import hashlib
+
+    return hashlib.sha256(msgspec.json.encode(msgspec.structs.replace(entry, listed_at=None, version=1))).hexdigest()
+
+
 class VehicleEntry(_Entry, frozen=True, kw_only=True):
     plate: str  # normalised GA 36 plate
 

@@ -320,7 +320,8 @@ def watchlist_import(file: Path, kind: str = typer.Option(..., help="vehicles | 
         raise typer.Exit(2)
     text, entries = _read_list(file, kind)
     audit = operator.import_list(load_settings(), kind, text.encode("utf-8"), entries, by, str(file))
-    typer.echo(f"published {audit.count} {kind} entries (sha256 {audit.sha256[:16]}...) as {audit.by}")
+    typer.echo(f"published {audit.count} {kind} entries ({audit.detail}; sha256 {audit.sha256[:16]}...) "
+               f"as {audit.by}")
 
 
 @watchlist_app.command("delete")

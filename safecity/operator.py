@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from deploy.kafka_topics import ensure_topics
 from models import schemas, topics
 from models.schemas import AuditRecord
+from models.watchlist import content_hash
 from models.settings import Settings
 
 LIST_TOPICS = {"vehicles": topics.KAFKA_WATCHLIST_VEHICLES, "persons": topics.KAFKA_WATCHLIST_PERSONS}
@@ -38,12 +39,32 @@ async def _publish(settings: Settings, records: list[tuple[str, bytes, bytes | N
         await producer.stop()
 
 
+async def _listed(settings: Settings, kind: str) -> dict[str, str]:
+    """Entry id -> content hash of what the watch-list topic holds now (the last record per key)."""
+    from processors.watchlists import TYPES, scan_recent
+
+    topic = LIST_TOPICS[kind]
+    await ensure_topics(settings.kafka)
+    current: dict[str, str] = {}
+    for key, value in await scan_recent(settings.kafka, topic, datetime(1970, 1, 1, tzinfo=UTC)):
+        if value is None:
+            current.pop(key.decode(), None)
+        else:
+            current[key.decode()] = content_hash(schemas.decode_as(TYPES[topic], value))
+    return current
+
+
 def import_list(settings: Settings, kind: str, data: bytes, entries: list, by: str | None, source: str) -> AuditRecord:
+    """Publish the entries that are new or changed (by content hash); an unchanged entry keeps when it
+    was listed, so a re-import neither re-lists it nor hunts for it again."""
     now = datetime.now(UTC)
+    listed = asyncio.run(_listed(settings, kind))
+    changed = [e for e in entries if listed.get(e.entry_id) != content_hash(e)]
     audit = AuditRecord(action=f"watchlist-import-{kind}", by=actor(by), at=now, target=source[:300],
-                        sha256=hashlib.sha256(data).hexdigest(), count=len(entries))
+                        sha256=hashlib.sha256(data).hexdigest(), count=len(changed),
+                        detail=f"{len(entries) - len(changed)} of {len(entries)} entries unchanged")
     records = [(LIST_TOPICS[kind], e.entry_id.encode(), schemas.encode(msgspec.structs.replace(e, listed_at=now)))
-               for e in entries]
+               for e in changed]
     asyncio.run(_publish(settings, records, audit))
     return audit
 

@@ -86,6 +86,25 @@ def test_watchlist_end_to_end(pipeline, settings, registry, stack_env, tmp_path,
                                             "AND rule = 'ocr-equivalent'"), 30, "rejections counted per rule")
         poll(lambda: influx_query(settings, f"SELECT sum(suppressed) FROM watchlist_hits WHERE place = '{cp1}'"),
              30, "the suppressed duplicate counted")
+
+        # an unchanged re-import publishes nothing, so nothing is hunted for again
+        again = cli(stack_env, "watchlist", "import", str(vehicles), "--kind", "vehicles", "--by", "officer-7")
+        assert "published 0 vehicles entries (2 of 2 entries unchanged" in again
+        # sentinel: a new entry seen an hour ago, imported after the re-import; its retro-hit comes
+        # through the same path after any repeated hunt of the first entries would have
+        cam1.publish(MessageKind.PLATE_READ, read(cp1, "苏E66666", now - timedelta(hours=1))).wait_for_publish(10)
+        assert kafka_records(settings, topics.KAFKA_TOPICS[MessageKind.PLATE_READ],
+                      lambda k, v: "苏E66666".encode() in v and cp1.encode() in v, timeout=60)  # what a hunt reads
+        sentinel = tmp_path / "sentinel.csv"
+        sentinel.write_text(f"entry_id,plate,category,priority,valid_from,valid_until\nv-{tag}-s,苏E66666,wanted-vehicle,1,,\n")
+        cli(stack_env, "watchlist", "import", str(sentinel), "--kind", "vehicles", "--by", "officer-7")
+        before = []
+        while True:
+            msg = probe.next_json(90)
+            if msg.get("details", {}).get("entry_id") == f"v-{tag}-s":
+                break
+            before.append(msg)
+        assert [m["alert_id"] for m in before if m["type"] == "watchlist-retro-hit"] == []
     finally:
         for client in (cam1, cam2, desk):
             client.close()

@@ -149,3 +149,16 @@ def test_cli_rejects_bad_files(tmp_path):
     assert out.returncode == 2 and "line 6" in out.stderr
     out = run("--vehicles", str(tmp_path / "none.csv"), "--plate", "京A12345")
     assert out.returncode == 2 and "cannot read" in out.stderr
+
+
+def test_content_hash_ignores_when_an_entry_was_listed_but_not_what_it_says():
+    from datetime import UTC, datetime
+
+    import msgspec
+
+    from models.watchlist import Category, VehicleEntry, content_hash
+
+    e = VehicleEntry(entry_id="v-1", plate="京A8B123", category=Category.STOLEN_VEHICLE)
+    listed = msgspec.structs.replace(e, listed_at=datetime(2026, 11, 29, tzinfo=UTC))
+    assert content_hash(e) == content_hash(listed)
+    assert content_hash(e) != content_hash(msgspec.structs.replace(e, priority=1))
