@@ -94,6 +94,10 @@ class Bridge:
         self.redeliver: collections.deque[tuple[mqtt.MQTTMessage, Accepted | Rejected]] = collections.deque()
         self.wake = asyncio.Event()  # a failed send is waiting for redelivery
         self.outage_since = 0.0
+        self.inflight: dict[int, tuple[mqtt.MQTTMessage, Accepted | Rejected]] = {}  # send number -> message
+        self.sent = 0
+        self.generation = 0  # of the producer; callbacks from a replaced one are ignored
+        self.stale = False
 
     # ---- paho thread
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -128,9 +132,7 @@ class Bridge:
             self.loop.add_signal_handler(sig, self.stopping.set)
         k = self.settings.kafka
         await ensure_topics(k)
-        self.producer = AIOKafkaProducer(bootstrap_servers=k.bootstrap, acks="all", enable_idempotence=True,
-                                         linger_ms=k.linger_ms, max_request_size=2 * 1024 * 1024,
-                                         client_id="safecity-ingest", request_timeout_ms=30000)
+        self.producer = self._make_producer()
         await self.producer.start()
         m = self.settings.mqtt
         self.client.connect_async(m.host, m.port, keepalive=m.keepalive)
@@ -146,11 +148,44 @@ class Bridge:
             self.stopping.set()  # no new deliveries; queued ones stay unacknowledged and come back
             for task in (work, stats, stop):
                 task.cancel()
-            await self.producer.flush()  # in-flight sends complete and are acknowledged
-            await self.producer.stop()
+            try:  # in-flight sends complete and are acknowledged (unless Kafka is away: then redelivered)
+                await asyncio.wait_for(self.producer.flush(), 15)
+            except (asyncio.TimeoutError, KafkaError):
+                logger.warning("stopping with %d messages Kafka has not confirmed; the broker will redeliver them",
+                               len(self.inflight) + len(self.redeliver))
+            try:
+                await asyncio.wait_for(self.producer.stop(), 15)
+            except (asyncio.TimeoutError, KafkaError):
+                pass
             self.client.disconnect()
             self.client.loop_stop()
             logger.info("ingest stopped: %s", self.counters.snapshot(self.queue.qsize()))
+
+    def _make_producer(self) -> AIOKafkaProducer:
+        k = self.settings.kafka
+        return AIOKafkaProducer(bootstrap_servers=k.bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=k.linger_ms, max_request_size=2 * 1024 * 1024,
+                                client_id="safecity-ingest", request_timeout_ms=30000)
+
+    async def _replace_producer(self) -> None:
+        """After a failed send an idempotent producer's sequence numbers no longer match the broker's
+        (OutOfOrderSequenceNumber for ever): start a new one, and resend everything the old one
+        still had in flight (in send order; a copy Kafka did take may then arrive twice)."""
+        fresh = self._make_producer()
+        try:
+            await fresh.start()  # raises while Kafka is unreachable: the caller retries
+        except BaseException:
+            await fresh.stop()
+            raise
+        old, self.producer = self.producer, fresh
+        self.generation += 1
+        self.redeliver.extend(item for _, item in sorted(self.inflight.items()))
+        self.inflight.clear()
+        if old is not None:
+            try:
+                await asyncio.wait_for(old.stop(), 5)
+            except Exception:  # noqa: BLE001 - the old producer's fate no longer matters
+                pass
 
     async def _produce_loop(self) -> None:
         assert self.producer is not None
@@ -176,7 +211,9 @@ class Bridge:
             except (KafkaError, asyncio.TimeoutError, OSError) as exc:
                 self._failed(msg, result, exc)
                 continue
-            fut.add_done_callback(lambda f, msg=msg, result=result: self._delivered(f, msg, result))
+            self.sent += 1
+            self.inflight[self.sent] = (msg, result)
+            fut.add_done_callback(lambda f, n=self.sent, g=self.generation: self._delivered(f, n, g))
 
     async def _send(self, result: Accepted | Rejected) -> asyncio.Future:
         assert self.producer is not None
@@ -185,6 +222,7 @@ class Bridge:
         return await self.producer.send(topics.KAFKA_DEAD_LETTERS, schemas.encode(result.dead_letter), key=result.key)
 
     def _failed(self, msg: mqtt.MQTTMessage, result: Accepted | Rejected, error: BaseException | None) -> None:
+        self.stale = True  # the producer's idempotence state is now out of step with the broker's
         if not self.redeliver:
             logger.error("Kafka did not take a message (%r); holding MQTT acknowledgements and retrying", error)
             self.outage_since = self.loop.time() if self.loop else 0.0
@@ -192,14 +230,17 @@ class Bridge:
         self.wake.set()
 
     async def _redeliver(self) -> None:
-        """Resend the failed messages in order until Kafka takes each; then carry on."""
-        delay, last_log = 0.5, self.loop.time()
-        count = 0
+        """Resend the failed messages in order until Kafka takes each (on a new producer); then carry on."""
+        delay, last_log, count = 0.5, self.loop.time(), 0
         while self.redeliver:
             msg, result = self.redeliver[0]
             try:
+                if self.stale:
+                    await self._replace_producer()
+                    self.stale = False
                 await (await self._send(result))
             except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+                self.stale = True
                 now = self.loop.time()
                 if now - last_log >= 30:
                     logger.error("Kafka unavailable for %.0f s (%s); %d messages waiting here, more at the broker",
@@ -215,7 +256,10 @@ class Bridge:
         logger.warning("Kafka is back after %.0f s: %d messages redelivered", self.loop.time() - self.outage_since,
                        count)
 
-    def _delivered(self, fut: asyncio.Future, msg: mqtt.MQTTMessage, result: Accepted | Rejected) -> None:
+    def _delivered(self, fut: asyncio.Future, n: int, generation: int) -> None:
+        if generation != self.generation:
+            return  # that producer was replaced; its messages were queued for redelivery then
+        msg, result = self.inflight.pop(n)
         if fut.cancelled() or fut.exception() is not None:
             self._failed(msg, result, None if fut.cancelled() else fut.exception())
             return

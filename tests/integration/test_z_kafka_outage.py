@@ -1,0 +1,77 @@
+"""Kafka stopped and started again under a steady stream: every reading the broker acknowledged
+ends up in Kafka, once the bridge has ridden out the outage. (Named to run last: it restarts the
+session's Kafka under every other process.)"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from deploy import services
+from devices.client import DeviceClient
+from models import schemas, topics
+from models.schemas import GasReading, GasType, GasUnit
+from models.topics import DeviceKind, MessageKind
+from processors.watchlists import scan_recent
+
+pytestmark = pytest.mark.integration
+OUTAGE_S = 45  # longer than the producer's 30 s request timeout: sends fail and are resent
+
+
+def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry):
+    sensor = registry.add("gas", interval_s=3600)
+    kafka = next(s for s in services.local_services(settings) if s.name == "kafka")
+    client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
+    acked: list[int] = []
+    stop = threading.Event()
+    t0 = datetime.now(UTC) - timedelta(minutes=30)
+    began = datetime.now(UTC) - timedelta(seconds=5)
+
+    def publish() -> None:  # 20 readings/s until told to stop; a reading counts once the broker has it
+        seq = 0
+        while not stop.is_set():
+            info = client.publish(MessageKind.GAS_READING, GasReading(
+                sensor_id=sensor, gas=GasType.COMBUSTIBLE, value=1.0, unit=GasUnit.LEL,
+                measured_at=t0 + timedelta(seconds=seq), seq=seq))
+            info.wait_for_publish(10)
+            if info.is_published():
+                acked.append(seq)
+            seq += 1
+            time.sleep(0.05)
+
+    publisher = threading.Thread(target=publish, daemon=True)
+    publisher.start()
+    try:
+        time.sleep(3)
+        kafka.stop()
+        time.sleep(OUTAGE_S)
+        assert pipeline["ingest"].proc.poll() is None, "ingest gave up during the outage"
+        kafka.start()
+        time.sleep(3)
+    finally:
+        stop.set()
+        publisher.join(30)
+        client.close()
+    assert len(acked) > OUTAGE_S * 10
+
+    def all_in_kafka() -> set[int]:  # every record of the topic since the test began, to its end now
+        records = asyncio.run(scan_recent(settings.kafka, topics.KAFKA_TOPICS[MessageKind.GAS_READING], began))
+        return {schemas.decode_as(GasReading, v).seq for k, v in records if k == sensor.encode()}
+
+    deadline = time.monotonic() + 120
+    seen: set[int] = set()
+    while time.monotonic() < deadline:
+        seen = all_in_kafka()
+        if set(acked) <= seen:
+            break
+        time.sleep(2)
+    missing = sorted(set(acked) - seen)
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged readings never reached Kafka: {missing[:10]}"
+    log = pipeline["ingest"].log.read_text(errors="replace")
+    assert "Kafka is back after" in log
+    outage_lines = [line for line in log.splitlines() if " aiokafka" in line]
+    assert len(outage_lines) < 200, f"{len(outage_lines)} aiokafka log lines: the outage flooded the log"
