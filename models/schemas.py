@@ -154,6 +154,7 @@ class CameraFrame(Struct, kw_only=True):
     captured_at: AwareDatetime
     #: JPEG or PNG bytes, base64 in JSON; at most MAX_SNAPSHOT_BYTES once decoded.
     image: Annotated[bytes, msgspec.Meta(max_length=MAX_SNAPSHOT_BYTES)]
+    checkpoint_id: DeviceId | None = None  # set when the frame is a checkpoint's plate-read snapshot
     ingested_at: AwareDatetime | None = None
 
     @property

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import faust
 import msgspec
 
 from models import schemas, topics
 from models.topics import MessageKind
 from processors.context import Context
+from processors.imaging import ImageWorker
 from processors.rules import camera, metrics
-from processors.rules import image as image_rules
-from processors.rules.motion import MotionTracker
 
 
 REFERENCE_EVERY = 25
 
 
 class CameraAgents:
+    """One owner per camera: frames and checkpoint snapshots arrive keyed by camera id on two
+    co-partitioned topics, so a camera's state and reference view live on one partition."""
+
     def __init__(self, ctx: Context) -> None:
         c = ctx.settings.camera
         self.ctx = ctx
@@ -28,47 +28,51 @@ class CameraAgents:
         # learnt and then every REFERENCE_EVERY healthy frames, not with every frame's small state.
         self.references = ctx.table("camera-reference")
         self.motion_topic = ctx.topic(topics.KAFKA_MOTION)
-        self.trackers: dict[str, MotionTracker] = {}  # motion backgrounds live in memory, relearnt after a restart
+        self.snapshot_topic = ctx.topic(topics.KAFKA_SNAPSHOTS)
+        self.images = ImageWorker()  # decoding and checks in their own process
+        ctx.app.outputs["images"] = self.images
 
-    async def analyse(self, camera_id: str, device_id: str, data: bytes, at: datetime, source: str,
-                      motion: bool = False) -> None:
-        ctx = self.ctx
-        try:  # analytics work at ~640 px: large JPEGs are decoded reduced, in the DCT
-            frame = image_rules.decode_image(data, min_side=image_rules.WORK_WIDTH)
-            scale = image_rules.image_header(data)[1] / frame.shape[1]
-        except image_rules.ImageError as exc:
-            await ctx.dead_letter(exc.code, f"camera {camera_id}: {exc}", source, data)
-            return
+    async def snapshot(self, read: schemas.PlateRead) -> None:
+        """A plate read's snapshot is a look at its camera: on to the camera's own partition."""
+        frame = schemas.CameraFrame(camera_id=read.camera_id, seq=0, captured_at=read.captured_at,
+                                    image=read.snapshot_jpeg, checkpoint_id=read.checkpoint_id)
+        await self.snapshot_topic.send(key=read.camera_id.encode(), value=schemas.encode(frame))
+
+    async def analyse(self, frame: schemas.CameraFrame, source: str, motion: bool) -> None:
+        ctx, camera_id = self.ctx, frame.camera_id
         before = self.state.get(camera_id)
         before.reference = self.references.get(camera_id.encode())
-        state, alerts, health = camera.observe(before, camera_id, frame, at, self.cfg)
+        result = await self.images.analyse(before, camera_id, frame.image, frame.captured_at, self.cfg, motion)
+        if result.error is not None:
+            await ctx.dead_letter(result.error[0], f"camera {camera_id}: {result.error[1]}", source, frame.image)
+            return
+        state = result.state
         if state.reference_count != before.reference_count and (
                 state.reference_count <= self.cfg.reference_frames or state.reference_count % REFERENCE_EVERY == 0):
             self.references[camera_id.encode()] = state.reference
         self.state.set(camera_id, msgspec.structs.replace(state, reference=None))
-        entry = ctx.registry.get(camera_id) or ctx.registry.get(device_id)
-        ctx.sink().add(metrics.camera_points(camera_id, entry.district if entry else None, health.scores,
-                                             health.problems, at))
-        await ctx.send_alerts(alerts)
-        if motion:
-            _, events = self.trackers.setdefault(camera_id, MotionTracker()).update(frame, at)
-            for ev in events:
-                boxes = [tuple(round(v * scale) for v in b) for b in ev.boxes]  # in the camera's pixels
-                event = schemas.MotionEvent(camera_id=camera_id, state=ev.state, at=ev.at, boxes=boxes,
-                                            area=round(ev.area, 4))
-                await self.motion_topic.send(key=camera_id.encode(), value=schemas.encode(event))
-                ctx.sink().add(metrics.motion_points(event))
+        entry = ctx.registry.get(camera_id) or (ctx.registry.get(frame.checkpoint_id) if frame.checkpoint_id else None)
+        ctx.sink().add(metrics.camera_points(camera_id, entry.district if entry else None, result.scores,
+                                             result.problems, frame.captured_at))
+        await ctx.send_alerts(result.alerts)
+        for state_name, at, boxes, area in result.motion:
+            event = schemas.MotionEvent(camera_id=camera_id, state=state_name, at=at, boxes=boxes, area=area)
+            await self.motion_topic.send(key=camera_id.encode(), value=schemas.encode(event))
+            ctx.sink().add(metrics.motion_points(event))
 
 
 def register(ctx: Context) -> CameraAgents:
     cams = CameraAgents(ctx)
+    frames, snapshots = topics.KAFKA_TOPICS[MessageKind.FRAME], topics.KAFKA_SNAPSHOTS
+    both = ctx.app.topic(frames, snapshots, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw")
 
-    @ctx.app.agent(ctx.event_topics[MessageKind.FRAME], name="camera-frames")
-    async def camera_frames(stream: faust.StreamT) -> None:
-        async for raw in stream:
-            frame = await ctx.decode(MessageKind.FRAME, raw)
+    @ctx.app.agent(both, name="camera-images")
+    async def camera_images(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            source = event.message.topic
+            frame = await ctx.decode(MessageKind.FRAME, event.value, source)
             if frame is not None:
-                await cams.analyse(frame.camera_id, frame.camera_id, frame.image, frame.captured_at,
-                                   topics.KAFKA_TOPICS[MessageKind.FRAME], motion=ctx.settings.camera.motion)
+                await cams.analyse(frame, source, motion=source == frames and ctx.settings.camera.motion)
 
     return cams

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import faust
 
-from models import topics
 from models.topics import MessageKind
 from processors.agents.cameras import CameraAgents
 from processors.agents.watchlists import Watchlists
@@ -30,5 +29,4 @@ def register(ctx: Context, wl: Watchlists, cams: CameraAgents) -> None:
                                            read.checkpoint_id, read.captured_at):
                 await ctx.send_alerts([watch_alerts.vehicle_alert(read, m, listed)])
             if read.snapshot_jpeg is not None:  # every plate read's snapshot is a look at its camera
-                await cams.analyse(read.camera_id, read.checkpoint_id, read.snapshot_jpeg, read.captured_at,
-                                   topics.KAFKA_TOPICS[MessageKind.PLATE_READ])
+                await cams.snapshot(read)
