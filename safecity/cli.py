@@ -6,6 +6,7 @@ import logging
 import sys
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -19,6 +20,23 @@ gas_app = typer.Typer(no_args_is_help=True, help="Gas safety rules.")
 app.add_typer(gas_app, name="gas")
 camera_app = typer.Typer(no_args_is_help=True, help="Camera image health and simulated cameras.")
 app.add_typer(camera_app, name="camera")
+
+
+def _fail(message: str) -> NoReturn:
+    """A usage or input error: the message on stderr, exit 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _registry(path: Path) -> dict:
+    """The device registry file's entries (YAML or CSV), or exit 2 saying what is wrong with it."""
+    from models.registry import RegistryError
+    from safecity.registry import RegistryFile
+
+    try:
+        return RegistryFile(path).entries
+    except (OSError, UnicodeDecodeError, RegistryError) as exc:
+        _fail(f"{path}: {getattr(exc, 'strerror', None) or exc}")
 
 
 def _logging(level: str) -> None:
@@ -141,31 +159,21 @@ def gas_replay(file: Path = typer.Argument(..., help="CSV: time,sensor_id,gas,va
     """Run the gas rules (default settings) over a recorded series; one JSON line per alert transition."""
     import json
 
-    from models.registry import RegistryError, parse_registry
     from processors import gas_replay
     from processors.rules.gas import GasConfig
-
-    def fail(message: str) -> None:
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(2)
 
     try:
         with open(file, newline="", encoding="utf-8") as fh:
             rows = gas_replay.read_rows(fh)
     except OSError as exc:
-        return fail(f"cannot read {file}: {exc.strerror}")
+        return _fail(f"cannot read {file}: {exc.strerror}")
     except UnicodeDecodeError as exc:
-        return fail(f"{file}: not UTF-8 text (byte {exc.start})")
+        return _fail(f"{file}: not UTF-8 text (byte {exc.start})")
     except gas_replay.ReplayError as exc:
-        return fail(f"{file}: {exc}")
+        return _fail(f"{file}: {exc}")
     sites = None
     if registry is not None:
-        try:
-            entries = parse_registry(registry.read_text(encoding="utf-8"),
-                                     "csv" if registry.suffix.lower() == ".csv" else "yaml")
-        except (OSError, UnicodeDecodeError, RegistryError) as exc:
-            return fail(f"{registry}: {getattr(exc, 'strerror', None) or exc}")
-        sites = {e.id: e.site for e in entries.values() if e.site}
+        sites = {e.id: e.site for e in _registry(registry).values() if e.site}
     for alert in gas_replay.replay(rows, GasConfig(interval_s=interval), sites, site_window):
         typer.echo(json.dumps(gas_replay.as_line(alert)))
 
@@ -512,33 +520,25 @@ def alert_route_test(events: Path = typer.Argument(..., help="JSON lines: alert 
 
     from alerting import replay
     from alerting.policy import PolicyError, load_policy
-    from models.registry import RegistryError, parse_registry
-
-    def fail(message: str) -> None:
-        typer.echo(f"error: {message}", err=True)
-        raise typer.Exit(2)
 
     try:
         pol = load_policy(policy)
-        devices = parse_registry(registry.read_text(encoding="utf-8"),
-                                 "csv" if registry.suffix.lower() == ".csv" else "yaml") if registry else {}
+        devices = _registry(registry) if registry else {}
         with open(events, encoding="utf-8") as fh:
             items = list(replay.read_timeline(fh))
         end = datetime.fromisoformat(until.replace("Z", "+00:00")) if until else None
     except OSError as exc:
-        return fail(f"cannot read {exc.filename}: {exc.strerror}")
+        return _fail(f"cannot read {exc.filename}: {exc.strerror}")
     except UnicodeDecodeError:
-        return fail("a file is not UTF-8 text")
+        return _fail("a file is not UTF-8 text")
     except PolicyError as exc:
-        return fail(f"{policy}: {exc}")
-    except RegistryError as exc:
-        return fail(f"{registry}: {exc}")
+        return _fail(f"{policy}: {exc}")
     except replay.TimelineError as exc:
-        return fail(f"{events}: {exc}")
+        return _fail(f"{events}: {exc}")
     except ValueError:
-        return fail("--until must be an ISO 8601 time with a zone")
+        return _fail("--until must be an ISO 8601 time with a zone")
     if end is not None and end.tzinfo is None:
-        return fail("--until must carry a time zone")
+        return _fail("--until must carry a time zone")
     for out in replay.route_test(items, pol, devices, end):
         if isinstance(out, tuple):
             typer.echo(f"{events}: line {out[0]}: refused: {out[1]}", err=True)
