@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -93,11 +93,11 @@ async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int])
     return True
 
 
-async def scan_recent(kafka: KafkaSettings, topic: str, since: datetime) -> list[tuple[bytes, bytes]]:
-    """Every record of ``topic`` from ``since`` up to the end as of now (key, value)."""
+async def stream_recent(kafka: KafkaSettings, topic: str, since: datetime) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+    """The records of ``topic`` from ``since`` up to the end as of now, in chunks (key, value) as
+    fetched (each bounded by the consumer's fetch sizes), so a caller never holds them all."""
     consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False)
     await consumer.start()
-    out: list[tuple[bytes, bytes]] = []
     try:
         parts = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
         consumer.assign(parts)
@@ -111,17 +111,24 @@ async def scan_recent(kafka: KafkaSettings, topic: str, since: datetime) -> list
             if starts[tp].offset < end[tp]:
                 todo[tp] = end[tp]
         while todo:
-            batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=5000)
+            batch = await consumer.getmany(*todo, timeout_ms=1000, max_records=2000)
+            chunk = []
             for tp, records in batch.items():
-                out += [(r.key, r.value) for r in records if r.offset < todo.get(tp, 0)]
+                chunk += [(r.key, r.value) for r in records if r.offset < todo.get(tp, 0)]
                 if records and records[-1].offset >= todo[tp] - 1:
                     todo.pop(tp)
             for tp in list(todo):
                 if await consumer.position(tp) >= todo[tp]:
                     todo.pop(tp)
+            if chunk:
+                yield chunk
     finally:
         await consumer.stop()
-    return out
+
+
+async def scan_recent(kafka: KafkaSettings, topic: str, since: datetime) -> list[tuple[bytes, bytes]]:
+    """Every record of ``topic`` from ``since`` up to the end as of now (key, value), in memory."""
+    return [record async for chunk in stream_recent(kafka, topic, since) for record in chunk]
 
 
 def lookback_start(hours: float) -> datetime:

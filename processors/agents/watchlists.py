@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timedelta
 
@@ -13,7 +14,7 @@ from models.topics import MessageKind
 from models.watchlist import PersonEntry, VehicleEntry, WatchlistMatch
 from processors.context import Context
 from processors.rules import metrics, retro, watch_alerts
-from processors.watchlists import WatchlistReplica, lookback_start, scan_recent
+from processors.watchlists import WatchlistReplica, lookback_start, stream_recent
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +62,14 @@ def register(ctx: Context) -> Watchlists:
                 logger.error("unreadable watch-list entry (%s); skipped", exc.code)
         if not entries or ws.retro_hours <= 0:
             return
-        records = await scan_recent(ctx.settings.kafka, topics.KAFKA_TOPICS[kind], lookback_start(ws.retro_hours))
-        hits = retro.hunt(entries, [r for _, r in records], kind)
-        logger.info("retro-hunt: %d entries against %d recent events: %d hits", len(entries), len(records), len(hits))
+        # streamed in chunks, each matched on a thread: the window is never held in memory, and the
+        # event loop (gas alarms, live matching) keeps running meanwhile
+        hunt = retro.Hunt(entries, kind)
+        async for chunk in stream_recent(ctx.settings.kafka, topics.KAFKA_TOPICS[kind],
+                                         lookback_start(ws.retro_hours)):
+            await asyncio.to_thread(hunt.feed, [value for _, value in chunk])
+        hits = hunt.alerts()
+        logger.info("retro-hunt: %d entries against %d recent events: %d hits", len(entries), hunt.events, len(hits))
         await ctx.send_alerts(hits)
 
     @app.agent(ctx.topic(topics.KAFKA_WATCHLIST_VEHICLES), name="watchlist-vehicles")

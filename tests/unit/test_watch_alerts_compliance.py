@@ -59,6 +59,24 @@ def test_retro_hunt_reports_each_place_once_with_first_and_last_sighting():
     assert all(a.type == "watchlist-retro-hit" for a in alerts.values())
 
 
+def test_retro_hunt_fed_in_chunks_equals_one_pass_and_skips_snapshots():
+    import msgspec
+
+    entry = VehicleEntry(entry_id="v-9", plate="苏E77772", category=Category.WANTED_VEHICLE,
+                         listed_at=T0 + timedelta(hours=2))
+    reads = [msgspec.structs.replace(read("苏E77772", f"cp-{i % 3}", i), snapshot_jpeg=b"\xff\xd8" * 50_000)
+             for i in range(0, 100, 7)]
+    events = [schemas.encode(r) for r in reads]
+    whole = retro.hunt([entry], events, MessageKind.PLATE_READ)
+    hunt = retro.Hunt([entry], MessageKind.PLATE_READ)
+    for i in range(0, len(events), 4):
+        hunt.feed(events[i:i + 4])
+    chunked = hunt.alerts()
+    assert sorted(schemas.encode(a) for a in chunked) == sorted(schemas.encode(a) for a in whole)
+    assert hunt.events == len(events) and {a.details["sightings"] for a in chunked} == {5}
+    assert all(s[0].snapshot_jpeg is None for s in hunt.seen.values())  # nothing of the snapshot is kept
+
+
 def test_vehicle_alert_carries_what_the_operator_compares():
     entry = VehicleEntry(entry_id="v-1", plate="京A8B123", category=Category.STOLEN_VEHICLE, priority=2)
     r = read("京A88123", "cp-1", 0)
