@@ -14,6 +14,7 @@ import numpy as np
 
 E = TypeVar("E")
 COMPACT_AT = 50_000
+RECLAIM_MIN = 10_000
 
 
 class HashIndex:
@@ -68,6 +69,19 @@ class EntryStore(Generic[E]):
 
     def __len__(self) -> int:
         return len(self.ordinal_of)
+
+    @property
+    def holes(self) -> int:
+        """Removed (or replaced) entries whose slots and index keys are not reclaimed yet."""
+        return len(self.by_ordinal) - len(self.ordinal_of)
+
+    def needs_reclaim(self) -> bool:
+        """Rebuild once the dead outnumber the living (and there are enough to matter): memory stays
+        within twice the live size, and the rebuild's cost is spread over as many removals."""
+        return self.holes > max(RECLAIM_MIN, len(self.ordinal_of))
+
+    def live(self) -> list[E]:
+        return [self.by_ordinal[o] for o in self.ordinal_of.values()]  # type: ignore[misc]
 
     def __contains__(self, entry_id: object) -> bool:
         return entry_id in self.ordinal_of

@@ -101,7 +101,12 @@ class VehicleIndex:
             self.by_gap.add(g, o)
 
     def remove(self, entry_id: str) -> None:
-        self.entries.pop(entry_id)  # index keys stay; the dead ordinal is skipped at lookup
+        self.entries.pop(entry_id)  # index keys stay; the dead ordinal is skipped at lookup ...
+        if self.entries.needs_reclaim():  # ... until the dead outnumber the living: rebuild
+            live = self.entries.live()
+            self.entries = EntryStore()
+            self.by_plate, self.by_rest, self.by_gap = HashIndex(), HashIndex(), HashIndex()
+            self._bulk(live)
 
     def match(self, read: str, at: datetime | None = None) -> list[WatchlistMatch]:
         at = at or datetime.now(UTC)
@@ -171,6 +176,9 @@ def pinyin_key(name: str) -> str:
 class PersonIndex:
     def __init__(self, entries: Iterable[PersonEntry] = (), threshold: float = ALERT_THRESHOLD) -> None:
         self.threshold = threshold
+        self._bulk(list(entries))
+
+    def _bulk(self, entries: list[PersonEntry]) -> None:
         self.entries: EntryStore[PersonEntry] = EntryStore()
         self.by_id, self.by_name, self.by_pinyin = HashIndex(), HashIndex(), HashIndex()
         latest = {e.entry_id: e for e in entries}
@@ -205,6 +213,8 @@ class PersonIndex:
 
     def remove(self, entry_id: str) -> None:
         self.entries.pop(entry_id)
+        if self.entries.needs_reclaim():  # the dead outnumber the living: rebuild from the live entries
+            self._bulk(self.entries.live())
 
     def match(self, id_number: str | None = None, name: str | None = None, birth_date: date | None = None,
               nationality: str | None = None, at: datetime | None = None) -> list[WatchlistMatch]:

@@ -162,3 +162,29 @@ def test_content_hash_ignores_when_an_entry_was_listed_but_not_what_it_says():
     listed = msgspec.structs.replace(e, listed_at=datetime(2026, 11, 29, tzinfo=UTC))
     assert content_hash(e) == content_hash(listed)
     assert content_hash(e) != content_hash(msgspec.structs.replace(e, priority=1))
+
+
+def test_removed_and_replaced_entries_are_reclaimed():
+    from processors.rules import hashindex
+    from processors.rules.watchlist import PersonIndex, VehicleIndex
+    from models.watchlist import Category, PersonEntry, VehicleEntry
+
+    plates = [f"京A{n:05d}" for n in range(30_000)]
+    index = VehicleIndex([VehicleEntry(entry_id=f"v-{n}", plate=p, category=Category.STOLEN_VEHICLE)
+                          for n, p in enumerate(plates)])
+    for n in range(0, 25_000):  # a re-import that changes most entries, then deletions
+        index.upsert(VehicleEntry(entry_id=f"v-{n}", plate=plates[n], category=Category.WANTED_VEHICLE, priority=2))
+    for n in range(25_000, 29_000):
+        index.remove(f"v-{n}")
+    assert index.entries.holes <= max(hashindex.RECLAIM_MIN, len(index.entries))
+    assert len(index.by_plate.keys) + index.by_plate.size <= 2 * max(hashindex.RECLAIM_MIN, len(index)) + len(index)
+    exact = [m.entry_id for m in index.match("京A00007") if m.kind == "exact"]
+    assert exact == ["v-7"] and not [m for m in index.match("京A26000") if m.kind == "exact"]
+    assert index.entries["v-7"].category == Category.WANTED_VEHICLE and len(index) == 26_000
+
+    people = PersonIndex([PersonEntry(entry_id=f"p-{n}", id_number=f"ID{n:08d}", category=Category.WANTED_PERSON)
+                          for n in range(12_000)])
+    for n in range(11_000):
+        people.remove(f"p-{n}")
+    assert people.entries.holes <= hashindex.RECLAIM_MIN and len(people) == 1_000
+    assert [m.entry_id for m in people.match(id_number="ID00011500") if m.kind == "exact"] == ["p-11500"]
