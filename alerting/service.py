@@ -133,13 +133,26 @@ class AlertService:
         task.add_done_callback(self.tasks.discard)
         return task
 
+    async def supervise(self, loop_fn) -> None:
+        """Keep one of the service's loops running: an error (Kafka away, the store briefly
+        unreachable) is logged and the loop restarted, never left dead in the background."""
+        while True:
+            try:
+                await loop_fn()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - restart whatever it was
+                logger.exception("%s failed; restarting it in 2 s", loop_fn.__name__)
+                await asyncio.sleep(2)
+
     async def run(self) -> None:
         from alerting.api import serve_api
 
         await self.start()
         runner = await serve_api(self)
         for loop_fn in (self.consume, self.timers, self.dispatch, self.publish_states, self.snapshots):
-            self.spawn(loop_fn())
+            self.spawn(self.supervise(loop_fn))
         logger.info("alert service ready: API on %s:%s, store %s", self.settings.alerts.api_host,
                     self.settings.alerts.api_port, self.store.engine.url.render_as_string(hide_password=True))
         try:

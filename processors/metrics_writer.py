@@ -17,6 +17,7 @@ import time
 
 import msgspec
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 
@@ -91,7 +92,10 @@ class MetricsWriter:
                     continue
                 if points and not await self.write_until_taken(points, records):
                     break
-                await consumer.commit()
+                try:
+                    await consumer.commit()
+                except KafkaError as exc:  # written but not committed: a replay rewrites the same points
+                    logger.warning("offset commit failed (%s); the batch may be written again", exc)
         finally:
             await consumer.stop()
             self.write_api.close()

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 OUTAGE_S = 45  # longer than the producer's 30 s request timeout: sends fail and are resent
 
 
-def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry):
+def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry, receivers):
     sensor = registry.add("gas", interval_s=3600)
     kafka = next(s for s in services.local_services(settings) if s.name == "kafka")
     client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
@@ -75,3 +75,13 @@ def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry
     assert "Kafka is back after" in log
     outage_lines = [line for line in log.splitlines() if " aiokafka" in line]
     assert len(outage_lines) < 200, f"{len(outage_lines)} aiokafka log lines: the outage flooded the log"
+
+    # and the alarm path is back: a new alarm after the outage reaches its receiver
+    from tests.integration.harness import poll
+    from tests.integration.test_alerting import QUIET, leak
+
+    http, _ = receivers
+    alarm = registry.add("gas", device_id=f"esc-{sensor[-8:]}", site="after-outage", **QUIET)
+    leak(settings, alarm).close()
+    poll(lambda: http.where("/hook/duty", f"gas-level-1:{alarm}"), 180, "an alarm notified after the outage")
+    assert all(pipeline[p].proc.poll() is None for p in ("ingest", "worker", "alerter", "metrics"))
