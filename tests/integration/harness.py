@@ -24,6 +24,15 @@ from models.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def record_fault(**row: Any) -> None:
+    """One row of the fault table (``python -m scripts.fault_table``): appended as a JSON line to
+    ``$SAFECITY_FAULT_REPORT`` when that is set; nothing otherwise."""
+    path = os.environ.get("SAFECITY_FAULT_REPORT")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+
+
 def poll(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
     """Return check()'s first truthy result; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,7 +20,7 @@ from models import schemas, topics
 from models.alerts import lead_severity
 from models.schemas import Alert, AlertState, GasReading, GasType, GasUnit
 from models.topics import DeviceKind, MessageKind
-from tests.integration.harness import kafka_records, poll, retained
+from tests.integration.harness import kafka_records, poll, record_fault, retained
 
 pytestmark = pytest.mark.integration
 QUIET = {"interval_s": 3600}
@@ -243,8 +244,10 @@ def test_alerter_killed_mid_escalation_does_not_resend(pipeline, settings, regis
     leak(settings, sensor).close()
     poll(lambda: http.where("/hook/supervisor", alert_id), 60, "the first escalation")
     pipeline["alerter"].kill()
+    killed = time.monotonic()
     pipeline["alerter"].start(timeout=60)
     poll(lambda: http.where("/hook/command", alert_id), 90, "the second escalation, after the restart")
+    recovered = time.monotonic() - killed
     sentinel = registry.add("gas", device_id=f"esc-{uuid.uuid4().hex[:6]}", site="kill-site-2", **QUIET)
     leak(settings, sentinel).close()
     poll(lambda: http.where("/hook/duty", f"gas-level-1:{sentinel}"), 90, "the sentinel")
@@ -253,6 +256,10 @@ def test_alerter_killed_mid_escalation_does_not_resend(pipeline, settings, regis
     assert [r.body["reason"] for r in got if r.path == "/hook/duty"][0] == "new"
     assert sum(r.body["reason"] == "new" for r in got) == 1
     assert sum(r.path == "/hook/supervisor" for r in got) == 1 and sum(r.path == "/hook/command" for r in got) == 1
+    record_fault(fault="alert service SIGKILLed between two escalation steps", published=2, acknowledged="-",
+                 in_kafka="-", alerts_expected=len({r.key for r in got}), notified=len(got),
+                 duplicates=len(got) - len({r.key for r in got}),
+                 recovery=f"next escalation sent {recovered:.0f} s after the kill (restart and rejoin included)")
 
 
 def test_a_forged_alert_on_mqtt_changes_nothing(pipeline, settings, registry, receivers, api_token):

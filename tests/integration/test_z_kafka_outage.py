@@ -27,6 +27,7 @@ def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry
     kafka = next(s for s in services.local_services(settings) if s.name == "kafka")
     client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
     acked: list[int] = []
+    published = [0]
     stop = threading.Event()
     t0 = datetime.now(UTC) - timedelta(minutes=30)
     began = datetime.now(UTC) - timedelta(seconds=5)
@@ -41,6 +42,7 @@ def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry
             if info.is_published():
                 acked.append(seq)
             seq += 1
+            published[0] = seq
             time.sleep(0.05)
 
     publisher = threading.Thread(target=publish, daemon=True)
@@ -51,6 +53,7 @@ def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry
         time.sleep(OUTAGE_S)
         assert pipeline["ingest"].proc.poll() is None, "ingest gave up during the outage"
         kafka.start()
+        back = time.monotonic()
         time.sleep(3)
     finally:
         stop.set()
@@ -69,6 +72,7 @@ def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry
         if set(acked) <= seen:
             break
         time.sleep(2)
+    in_kafka_after = time.monotonic() - back
     missing = sorted(set(acked) - seen)
     assert not missing, f"{len(missing)} of {len(acked)} acknowledged readings never reached Kafka: {missing[:10]}"
     log = pipeline["ingest"].log.read_text(errors="replace")
@@ -77,7 +81,7 @@ def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry
     assert len(outage_lines) < 200, f"{len(outage_lines)} aiokafka log lines: the outage flooded the log"
 
     # and the alarm path is back: a new alarm after the outage reaches its receiver
-    from tests.integration.harness import poll
+    from tests.integration.harness import poll, record_fault
     from tests.integration.test_alerting import QUIET, leak
 
     http, _ = receivers
@@ -85,3 +89,9 @@ def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry
     leak(settings, alarm).close()
     poll(lambda: http.where("/hook/duty", f"gas-level-1:{alarm}"), 180, "an alarm notified after the outage")
     assert all(pipeline[p].proc.poll() is None for p in ("ingest", "worker", "alerter", "metrics"))
+    notified = len(http.where("/hook/duty", f"gas-level-1:{alarm}"))
+    record_fault(fault=f"Kafka stopped {OUTAGE_S} s under 20 readings/s", published=published[0],
+                 acknowledged=len(acked), in_kafka=len(set(acked) & seen), alerts_expected=1, notified=notified,
+                 duplicates=notified - 1,
+                 recovery=f"every acknowledged reading in Kafka {in_kafka_after:.0f} s after Kafka was back; "
+                          f"the next alarm notified {time.monotonic() - back:.0f} s after")
