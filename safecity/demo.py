@@ -146,7 +146,7 @@ def _demo_token(settings: Settings) -> str:
 def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = None) -> int:
     console = Console()
     logging.basicConfig(level=logging.WARNING)
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries on a just-created topic are normal
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # retries on just-created topics are normal
     run_dir = settings.services.run_dir.resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     started_services: list[services.Service] = []
