@@ -65,7 +65,11 @@ class WorkerSettings(_Section):
     web_port: int | None = Field(None, ge=1, le=65535, description="Faust web port (none: web disabled)")
     session_timeout_s: float = Field(10.0, ge=3, le=300, description="consumer session timeout")
     rebalance_timeout_s: float = Field(10.0, ge=3, le=300, description="rebalance timeout")
-    data_dir: Path = Field(Path(".run/worker"), description="Faust data directory")
+    data_dir: Path = Field(Path(".run/worker"), description="Faust data directory (one per worker process: "
+                                                             "its tables' local store lives there)")
+    store: Literal["rocksdb://", "memory://"] = Field(
+        "rocksdb://", description="table store: rocksdb (on disk: a restart reads only the changelog's tail) "
+                                  "or memory (rebuilt from the whole changelog on every start)")
 
 
 class IngestSettings(_Section):

@@ -65,7 +65,7 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
     app = SafeCityApp(
         w.app_id,
         broker=[f"kafka://{h.strip()}" for h in k.bootstrap.split(",")],
-        store="memory://",  # tables are rebuilt from their compacted changelog topics on start
+        store=w.store,  # rocksdb: on disk, so a restart replays only the changelog written since
         datadir=str(w.data_dir),
         key_serializer="raw",
         value_serializer="raw",

@@ -43,7 +43,8 @@ def test_second_worker_fails_over_without_loss_or_repeat(pipeline, settings, reg
     # by construction on every partition, so whichever worker dies held some of them
     sensors = [registry.add("gas", device_id=s, interval_s=3600)
                for s in sensors_on_every_partition(settings.kafka.partitions)]
-    second = Process(["worker"], stack_env, settings.services.run_dir / "worker-2.log", WORKER_READY).start(120)
+    second = Process(["worker"], stack_env | {"SAFECITY_WORKER__DATA_DIR": str(settings.services.run_dir / "worker-2")},
+                     settings.services.run_dir / "worker-2.log", WORKER_READY).start(120)  # its own table store
     probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/gas-level-1/#")
     clients = {s: DeviceClient(settings.mqtt, DeviceKind.GAS, s).start() for s in sensors}
     t0 = datetime.now(UTC) - timedelta(minutes=4)
