@@ -24,6 +24,7 @@ def topic_configs() -> dict[str, dict[str, str]]:
     configs[topics.KAFKA_GAS_TICKS] = {"retention.ms": str(DAY_MS)}
     configs[topics.KAFKA_HOTEL_TICKS] = {"retention.ms": str(DAY_MS)}
     configs[topics.KAFKA_SITE_ALARMS] = {"retention.ms": str(7 * DAY_MS)}
+    configs[topics.KAFKA_COOLDOWN_SWEEP] = {"retention.ms": str(DAY_MS)}
     configs[topics.KAFKA_SNAPSHOTS] = {"retention.ms": str(DAY_MS), "max.message.bytes": str(2 * 1024 * 1024)}
     configs[topics.KAFKA_MOTION] = {"retention.ms": str(30 * DAY_MS)}
     for name in (topics.KAFKA_WATCHLIST_VEHICLES, topics.KAFKA_WATCHLIST_PERSONS):

@@ -102,6 +102,9 @@ class WatchlistSettings(_Section):
     cooldown_s: float = Field(600.0, ge=0, le=86400, description="repeat hits of a subject at a place within this: one alert")
     retro_hours: float = Field(24.0, ge=0, le=24 * 7, description="how far back a new entry is hunted in recent reads")
     late_upload_s: float = Field(1800.0, gt=0, le=86400, description="registration uploaded later than this: late")
+    cooldown_keep_s: float = Field(3600.0, ge=0, le=30 * 86400,
+                                   description="a cooldown entry is dropped this long after its cooldown ended")
+    cooldown_sweep_s: float = Field(600.0, ge=1, le=86400, description="how often expired cooldown entries are dropped")
 
 
 class AlertSettings(_Section):

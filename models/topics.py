@@ -64,6 +64,7 @@ KAFKA_DEAD_LETTERS = "safecity.dead-letters.v1"
 KAFKA_GAS_TICKS = "safecity.gas-silence-checks.v1"  # per sensor, co-partitioned with gas readings
 KAFKA_HOTEL_TICKS = "safecity.hotel-silence-checks.v1"  # per hotel, co-partitioned with registrations
 KAFKA_SITE_ALARMS = "safecity.gas-site-alarms.v1"  # gas alarm transitions keyed by site
+KAFKA_COOLDOWN_SWEEP = "safecity.watch-cooldown-sweep.v1"  # expired cooldown keys, keyed by their place
 KAFKA_SNAPSHOTS = "safecity.camera-snapshots.v1"  # plate-read snapshots as frames, keyed by camera
 KAFKA_MOTION = "safecity.camera-motion.v1"  # motion-start / motion-end events, keyed by camera
 KAFKA_WATCHLIST_VEHICLES = "safecity.watchlist-vehicles.v1"  # compacted, keyed by entry id

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import faust
 
@@ -71,6 +71,26 @@ def register(ctx: Context) -> Watchlists:
         hits = hunt.alerts()
         logger.info("retro-hunt: %d entries against %d recent events: %d hits", len(entries), hunt.events, len(hits))
         await ctx.send_alerts(hits)
+
+    # Cooldown entries expire: a timer finds the ones whose cooldown ended more than cooldown_keep_s
+    # ago and sends each to its place's partition, where the agent that owns it drops it.
+    sweep_topic = ctx.topic(topics.KAFKA_COOLDOWN_SWEEP)
+    keep = timedelta(seconds=ws.cooldown_s + ws.cooldown_keep_s)
+
+    def expired(value: bytes | None) -> bool:
+        return value is not None and datetime.fromisoformat(value.decode()) < datetime.now(UTC) - keep
+
+    @app.timer(interval=ws.cooldown_sweep_s)
+    async def sweep_cooldowns() -> None:
+        for key, value in list(wl.cooldown_table.items()):
+            if expired(value):
+                await sweep_topic.send(key=watch_alerts.cooldown_place(key.decode()).encode(), value=key)
+
+    @app.agent(sweep_topic, name="watch-cooldown-sweep")
+    async def drop_cooldowns(stream: faust.StreamT) -> None:
+        async for key in stream:
+            if expired(wl.cooldown_table.get(key)):
+                del wl.cooldown_table[key]
 
     @app.agent(ctx.topic(topics.KAFKA_WATCHLIST_VEHICLES), name="watchlist-vehicles")
     async def retro_vehicles(stream: faust.StreamT) -> None:

@@ -26,6 +26,11 @@ def cooldown_key(entry_id: str, subject: str, place: str) -> str:
     return f"{entry_id}|{subject_hash(subject)}|{place}"
 
 
+def cooldown_place(key: str) -> str:
+    """The place a cooldown key names (its last part): its partition key."""
+    return key.rsplit("|", 1)[-1]
+
+
 def severity(m: WatchlistMatch) -> Severity:
     return alert_types.lead_severity(m.priority)
 

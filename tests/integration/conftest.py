@@ -99,6 +99,7 @@ def stack_env(tmp_path_factory, postgres, receivers) -> dict[str, str]:
         "SAFECITY_WORKER__APP_ID": f"it-{uuid.uuid4().hex[:6]}",
         "SAFECITY_REGISTRY": str(run_dir / "registry.yaml"),
         "SAFECITY_GAS__CHECK_EVERY_S": "1",
+        "SAFECITY_WATCHLIST__COOLDOWN_SWEEP_S": "2",
     }
     return env
 

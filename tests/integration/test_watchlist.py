@@ -116,3 +116,42 @@ def test_watchlist_end_to_end(pipeline, settings, registry, stack_env, tmp_path,
             ("alert-reject", "duty-officer")} <= actions
     assert all(len(a.sha256) == 64 for a in audit if a.action.startswith("watchlist-import"))
     assert not any("11010519491231002X" in schemas.encode(a).decode() for a in audit)
+
+
+def test_expired_cooldown_entries_are_dropped(pipeline, settings, registry):
+    """The cooldown table shrinks: an entry whose cooldown ended long ago is deleted (a tombstone on
+    its changelog), so a later hit of the same subject at that place is no longer suppressed."""
+    from models.watchlist import Category, VehicleEntry
+    from processors.rules import watch_alerts
+    from safecity import operator
+
+    cp = registry.add("camera")
+    plate = f"浙B{uuid.uuid4().int % 90000 + 10000}"
+    entry = VehicleEntry(entry_id=f"cool-{cp}", plate=plate, category=Category.WANTED_VEHICLE)
+    operator.import_list(settings, "vehicles", b"cooldown test", [entry], "tester", "-")
+    cam = DeviceClient(settings.mqtt, DeviceKind.CAMERA, cp).start()
+    start = datetime.now(UTC) - timedelta(hours=6)
+    sent: list[datetime] = []
+
+    def hits() -> list[dict]:
+        return influx_query(settings, f"SELECT count, suppressed FROM watchlist_hits WHERE place = '{cp}'")
+
+    def first_hit() -> bool:  # reads 15 min apart (never within the cooldown) until the list has reached the worker
+        at = start + timedelta(minutes=15 * len(sent))
+        cam.publish(MessageKind.PLATE_READ, read(cp, plate, at)).wait_for_publish(10)
+        sent.append(at)
+        return bool(hits())
+
+    try:
+        poll(first_hit, 60, "the first hit", interval=1.0)
+        hit_at = poll(lambda: hits() and datetime.fromisoformat(hits()[0]["time"].replace("Z", "+00:00")), 10,
+                      "the hit's time")
+        key = watch_alerts.cooldown_key(entry.entry_id, plate, cp).encode()
+        changelog = f"{settings.worker.app_id}-watch-cooldown-changelog"
+        poll(lambda: kafka_records(settings, changelog, lambda k, v: k == key and v == b"", timeout=2), 60,
+             "the expired cooldown entry dropped (a tombstone)")
+        cam.publish(MessageKind.PLATE_READ, read(cp, plate, hit_at + timedelta(minutes=1))).wait_for_publish(10)
+        rows = poll(lambda: r if len(r := hits()) == 2 else None, 60, "the second hit, counted")
+    finally:
+        cam.close()
+    assert [r["suppressed"] for r in rows] == [0, 0]  # without the sweep the second would be suppressed
