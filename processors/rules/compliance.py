@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -10,6 +9,7 @@ import msgspec
 
 from models import alerts as alert_types
 from models.schemas import Alert, AlertState
+from processors.rules.state import fresh
 
 
 def late_upload_alert(hotel_id: str, registration_id: str, delay_s: float, at: datetime) -> Alert:
@@ -53,7 +53,7 @@ def usual_gap(state: HotelState, at: datetime, cfg: SilenceConfig) -> float | No
 def registered(state: HotelState, hotel: str, at: datetime, cfg: SilenceConfig = SilenceConfig()
                ) -> tuple[HotelState, list[Alert]]:
     """A registration: learn the gap since the previous one; end a silence."""
-    s = copy.deepcopy(state)
+    s = fresh(state)
     if not s.gaps:
         s.gaps, s.counts = [0.0] * HOURS_PER_WEEK, [0] * HOURS_PER_WEEK
     alerts = []
@@ -83,7 +83,7 @@ def silence(state: HotelState, hotel: str, now: datetime, cfg: SilenceConfig = S
     quiet = (now - state.last_at).total_seconds()
     if quiet < limit:
         return state, []
-    s = copy.deepcopy(state)
+    s = fresh(state)
     s.silent_since = s.last_at + timedelta(seconds=limit)
     return s, [_silent_alert(hotel, AlertState.FIRING, s.silent_since, s.silent_since, usual)]
 

@@ -26,7 +26,6 @@ Rules (all thresholds in GasConfig, overridable per sensor through the registry)
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +34,7 @@ import msgspec
 
 from models import alerts as alert_types
 from models.schemas import Alert, AlertState, GasReading, GasType
+from processors.rules.state import fresh
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ def _fault_reason(reading: GasReading, state: GasState, cfg: GasConfig) -> str |
 
 def step(state: GasState, reading: GasReading, cfg: GasConfig) -> tuple[GasState, list[Alert]]:
     """Apply one reading (in time order per sensor)."""
-    s = copy.deepcopy(state)
+    s = fresh(state)
     t = reading.measured_at
     out: list[Alert] = []
     emit = _Emit(reading.sensor_id, t, out)
@@ -303,7 +303,7 @@ def silence(state: GasState, sensor: str, now: datetime, cfg: GasConfig) -> tupl
     limit = timedelta(seconds=cfg.interval_s * cfg.offline_intervals)
     if state.last_seen is None or state.offline_since is not None or now - state.last_seen < limit:
         return state, []
-    s = copy.deepcopy(state)
+    s = fresh(state)
     at = s.last_seen + limit
     out: list[Alert] = []
     _go_offline(s, at, "silent", cfg, _Emit(sensor, at, out))
@@ -315,7 +315,7 @@ def status(state: GasState, sensor: str, online: bool, at: datetime, cfg: GasCon
     ``online`` clears nothing by itself (the next good reading does)."""
     if online:
         return state, []
-    s = copy.deepcopy(state)
+    s = fresh(state)
     out: list[Alert] = []
     _go_offline(s, at, "last-will", cfg, _Emit(sensor, at, out))
     return s, out
