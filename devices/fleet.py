@@ -38,6 +38,7 @@ class FleetSpec:
     wanted_plates: tuple[str, ...] = ()
     wanted_ids: tuple[str, ...] = ()
     wanted_rate: float = 0.0
+    leak_probability: float = 0.0005  # per gas reading: a calm city, where an incident stands out
 
 
 def build_fleet(spec: FleetSpec) -> list[Simulator]:
@@ -52,7 +53,7 @@ def build_fleet(spec: FleetSpec) -> list[Simulator]:
     for i in range(spec.gas_sensors):
         gas = GasType.CO if i % 4 == 3 else GasType.COMBUSTIBLE
         sims.append(GasSensorSim(f"gas-{i + 1:03d}", random.Random(rng.random()), gas=gas, period_s=2.0,
-                                 leak_probability=0.01))
+                                 leak_probability=spec.leak_probability))
     for sim in sims:
         sim.period_s /= spec.rate
     return sims

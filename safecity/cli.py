@@ -144,11 +144,13 @@ def simulate(checkpoints: int = 3, hotels: int = 5, gas_sensors: int = 12, rate:
 
 @app.command()
 def demo(rate: float = typer.Option(2.0, help="device publishing rate multiplier"),
-         duration: float | None = typer.Option(None, help="stop after this many seconds")) -> None:
-    """The whole pipeline on one machine: services, ingest, a worker, simulators, live view."""
+         duration: float | None = typer.Option(None, help="stop after this many seconds"),
+         busy: bool = typer.Option(False, "--busy", help="incidents everywhere (load demos) instead of a calm city")
+         ) -> None:
+    """The whole pipeline on one machine: services, ingest, a worker, the alert service, simulators, live view."""
     from safecity.demo import run_demo
 
-    raise typer.Exit(run_demo(load_settings(), rate=rate, duration=duration))
+    raise typer.Exit(run_demo(load_settings(), rate=rate, duration=duration, busy=busy))
 
 
 @gas_app.command("replay")

@@ -143,7 +143,7 @@ def _demo_token(settings: Settings) -> str:
     return token
 
 
-def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = None) -> int:
+def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = None, busy: bool = False) -> int:
     console = Console()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # retries on just-created topics are normal
@@ -163,7 +163,10 @@ def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = Non
         console.print(f"services up; logs in {run_dir}")
         vehicles, persons = (DEMO_DIR / "watchlist-vehicles.csv").read_text(), (DEMO_DIR / "watchlist-persons.csv").read_text()
         vehicle_entries, person_entries = watchlist.parse_vehicles(vehicles), watchlist.parse_persons(persons)
-        spec = FleetSpec(rate=rate, malformed_fraction=0.01, wanted_rate=0.01,
+        # a calm city by default (a leak every few minutes, a wanted plate now and then), so an alert
+        # stands out; --busy: incidents everywhere, for load demos
+        spec = FleetSpec(rate=rate, malformed_fraction=0.01, wanted_rate=0.01 if busy else 0.001,
+                         leak_probability=0.01 if busy else 0.0005,
                          wanted_plates=tuple(e.plate for e in vehicle_entries),
                          wanted_ids=tuple(e.id_number for e in person_entries if e.id_number))
         env = {}
