@@ -131,27 +131,37 @@ def test_expired_cooldown_entries_are_dropped(pipeline, settings, registry):
     operator.import_list(settings, "vehicles", b"cooldown test", [entry], "tester", "-")
     cam = DeviceClient(settings.mqtt, DeviceKind.CAMERA, cp).start()
     start = datetime.now(UTC) - timedelta(hours=6)
-    sent: list[datetime] = []
 
-    def hits() -> list[dict]:
-        return influx_query(settings, f"SELECT count, suppressed FROM watchlist_hits WHERE place = '{cp}'")
+    def rows_at(measurement: str, at: datetime) -> list[dict]:
+        return influx_query(settings, f"SELECT * FROM {measurement} WHERE checkpoint_id = '{cp}' AND "
+                                      f"time = '{at.isoformat().replace('+00:00', 'Z')}'"
+                            if measurement == "plate_reads" else
+                            f"SELECT * FROM {measurement} WHERE place = '{cp}' AND "
+                            f"time = '{at.isoformat().replace('+00:00', 'Z')}'")
 
-    def first_hit() -> bool:  # reads 15 min apart (never within the cooldown) until the list has reached the worker
-        at = start + timedelta(minutes=15 * len(sent))
+    def one_read(at: datetime) -> list[dict]:
+        """Publish one read and wait until the worker has processed it; its hit row, if it matched."""
         cam.publish(MessageKind.PLATE_READ, read(cp, plate, at)).wait_for_publish(10)
-        sent.append(at)
-        return bool(hits())
+        poll(lambda: rows_at("plate_reads", at), 30, "the read processed")
+        try:  # its hit, if any, is written with it (separate points: allow a moment)
+            return poll(lambda: rows_at("watchlist_hits", at), 3, "a hit")
+        except AssertionError:
+            return []
 
     try:
-        poll(first_hit, 60, "the first hit", interval=1.0)
-        hit_at = poll(lambda: hits() and datetime.fromisoformat(hits()[0]["time"].replace("Z", "+00:00")), 10,
-                      "the hit's time")
+        at, hit = start, []
+        deadline = datetime.now(UTC) + timedelta(seconds=90)
+        while not hit:  # one read at a time, 15 min apart, until the list has reached the worker
+            assert datetime.now(UTC) < deadline, "the watch list never reached the worker"
+            at += timedelta(minutes=15)
+            hit = one_read(at)
         key = watch_alerts.cooldown_key(entry.entry_id, plate, cp).encode()
         changelog = f"{settings.worker.app_id}-watch-cooldown-changelog"
         poll(lambda: kafka_records(settings, changelog, lambda k, v: k == key and v == b"", timeout=2), 60,
              "the expired cooldown entry dropped (a tombstone)")
-        cam.publish(MessageKind.PLATE_READ, read(cp, plate, hit_at + timedelta(minutes=1))).wait_for_publish(10)
-        rows = poll(lambda: r if len(r := hits()) == 2 else None, 60, "the second hit, counted")
+        again = at + timedelta(minutes=1)  # within the cooldown of the hit, by event time
+        one_read(again)
+        second = poll(lambda: rows_at("watchlist_hits", again), 30, "the second hit, counted")
     finally:
         cam.close()
-    assert [r["suppressed"] for r in rows] == [0, 0]  # without the sweep the second would be suppressed
+    assert hit[0]["suppressed"] == 0 and second[0]["suppressed"] == 0  # without the sweep: suppressed
