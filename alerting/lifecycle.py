@@ -24,6 +24,7 @@ import msgspec
 
 from models import alerts as alert_types
 from models.alerts import Closing
+from models.registry import DeviceEntry
 from models.schemas import Alert, AlertState, DetailValue, Severity
 
 RECENT_MAX = 32  # firing times remembered per episode to recognise a replayed transition
@@ -101,6 +102,17 @@ class Place(msgspec.Struct, frozen=True, omit_defaults=True):
     grid: str = ""
     lat: float | None = None
     lon: float | None = None
+
+
+def place_of(device_id: str, registry: dict[str, DeviceEntry]) -> Place:
+    """Where a device is; a site alarm's device is the site itself (district from its sensors)."""
+    entry = registry.get(device_id)
+    if entry is not None:
+        return Place(entry.district or "", entry.site or "", entry.grid or "", entry.lat, entry.lon)
+    at_site = [e for e in registry.values() if e.site == device_id]
+    if at_site:
+        return Place(at_site[0].district or "", device_id, "", None, None)
+    return Place()
 
 
 class AlertRecord(msgspec.Struct, frozen=True, omit_defaults=True, kw_only=True):

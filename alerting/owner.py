@@ -11,9 +11,8 @@ import logging
 from datetime import datetime
 
 from alerting import channels
-from alerting.lifecycle import AlertAction, AlertRecord, Outcome, apply_action, on_transition
+from alerting.lifecycle import AlertAction, AlertRecord, Outcome, apply_action, on_transition, place_of
 from alerting.policy import Policy
-from alerting.replay import place_of
 from alerting.routing import Notification, Router
 from alerting.store import AlertStore, Delivery
 from models.schemas import Alert

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import msgspec
 
-from alerting.lifecycle import AlertAction, AlertRecord, IllegalStep, Place, apply_action, on_transition
+from alerting.lifecycle import AlertAction, AlertRecord, IllegalStep, apply_action, on_transition, place_of
 from alerting.policy import Policy
 from alerting.routing import Notification, Router
 from models.registry import DeviceEntry
@@ -20,17 +20,6 @@ class TimelineError(ValueError):
     def __init__(self, line: int, message: str) -> None:
         super().__init__(f"line {line}: {message}")
         self.line = line
-
-
-def place_of(device_id: str, registry: dict[str, DeviceEntry]) -> Place:
-    """Where a device is; a site alarm's device is the site itself (district from its sensors)."""
-    entry = registry.get(device_id)
-    if entry is not None:
-        return Place(entry.district or "", entry.site or "", entry.grid or "", entry.lat, entry.lon)
-    at_site = [e for e in registry.values() if e.site == device_id]
-    if at_site:
-        return Place(at_site[0].district or "", device_id, "", None, None)
-    return Place()
 
 
 def read_timeline(lines: Iterable[str]) -> Iterator[tuple[int, Alert | AlertAction]]:
