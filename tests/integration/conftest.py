@@ -21,12 +21,9 @@ METRICS_READY = "metrics writer ready"
 
 
 @pytest.fixture(scope="session")
-def postgres():
+def postgres(services_dir):
     """A private PostgreSQL cluster for the alert store (Debian's server, started as the postgres user)."""
-    import tempfile
-
-    pg = services.PostgreSQL("postgres", Path(tempfile.mkdtemp(prefix="safecity-pg-")), "127.0.0.1",
-                             services.free_ports(1)[0])
+    pg = services.PostgreSQL("postgres", services_dir / "pg", "127.0.0.1", services.free_ports(1)[0])
     pg.install()
     pg.start()
     yield pg
@@ -76,8 +73,23 @@ group_window: 0s
 
 
 @pytest.fixture(scope="session")
-def stack_env(tmp_path_factory, postgres, receivers) -> dict[str, str]:
-    run_dir: Path = tmp_path_factory.mktemp("services")
+def services_dir():
+    """The servers' state and logs, outside pytest's own temporary tree: pytest makes that tree
+    private to root at the start of every session (any other pytest run included), and Mosquitto
+    and PostgreSQL run as their own users. Removed at the end unless SAFECITY_KEEP_TEST_DIRS is set."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="safecity-it-"))
+    yield path
+    if not os.environ.get("SAFECITY_KEEP_TEST_DIRS"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack_env(services_dir, postgres, receivers) -> dict[str, str]:
+    run_dir: Path = services_dir / "services"
+    run_dir.mkdir()
     http, smtp = receivers
     (run_dir / "policy.yaml").write_text(policy_text(http))
     api_port = services.free_ports(1)[0]
