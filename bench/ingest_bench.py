@@ -1,10 +1,11 @@
 """Ingest throughput: MQTT -> validation -> Kafka, against plain MQTT delivery in the same run.
 
-    python -m bench.ingest_bench [--messages 20000]
+    python -m bench.ingest_bench [--messages 20000] [--repeat 3]
 
 Starts its own Mosquitto, Kafka and InfluxDB on free loopback ports (stopped by PID at the end),
 then measures (1) the baseline: QoS 1 messages from a publisher to a subscriber through Mosquitto,
-and (2) the same messages through the real ingest bridge until all are in Kafka.
+and (2) the same messages through the real ingest bridge until all are in Kafka, alternately,
+``--repeat`` times each; prints the median of each with its range (min-max).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -92,6 +94,7 @@ async def kafka_count(settings: Settings, topic: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="safecity-bench-"))
     env = services.isolated_env(run_dir) | {"SAFECITY_LOG_LEVEL": "WARNING"}
@@ -102,7 +105,6 @@ def main() -> None:
     bridge = None
     try:
         data = payloads(args.messages, "bench-gas")
-        base = baseline(settings, data)
         bridge = subprocess.Popen([sys.executable, "-m", "safecity.cli", "ingest"], env=env, cwd=ROOT,
                                   start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         topic = topics.kafka_topic(MessageKind.GAS_READING)
@@ -113,18 +115,27 @@ def main() -> None:
                 raise SystemExit("the ingest bridge did not start")
             publish_all(settings, "safecity/v1/gas/bench-gas/reading", data[:1])
             time.sleep(0.5)
-        before = asyncio.run(kafka_count(settings, topic))
-        t = time.perf_counter()
-        publish_all(settings, "safecity/v1/gas/bench-gas/reading", data)
-        deadline = time.monotonic() + 600
-        while asyncio.run(kafka_count(settings, topic)) < before + len(data):
-            if time.monotonic() > deadline:
-                raise SystemExit("not every message reached Kafka")
-            time.sleep(0.05)
-        rate = len(data) / (time.perf_counter() - t)
-        print(f"| path | messages/s | ratio to baseline |\n| --- | ---: | ---: |\n"
-              f"| baseline: MQTT QoS 1, publisher -> Mosquitto -> subscriber | {base:,.0f} | 1.00 |\n"
-              f"| ingest: MQTT QoS 1 -> validate -> Kafka (acks=all), acked after Kafka | {rate:,.0f} | "
+        bases, rates = [], []
+        for _ in range(args.repeat):
+            bases.append(baseline(settings, data))
+            before = asyncio.run(kafka_count(settings, topic))
+            t = time.perf_counter()
+            publish_all(settings, "safecity/v1/gas/bench-gas/reading", data)
+            deadline = time.monotonic() + 600
+            while asyncio.run(kafka_count(settings, topic)) < before + len(data):
+                if time.monotonic() > deadline:
+                    raise SystemExit("not every message reached Kafka")
+                time.sleep(0.05)
+            rates.append(len(data) / (time.perf_counter() - t))
+
+        def fmt(xs: list[float]) -> str:
+            return f"{statistics.median(xs):,.0f} ({min(xs):,.0f}-{max(xs):,.0f})"
+
+        base, rate = statistics.median(bases), statistics.median(rates)
+        print(f"{args.messages} messages, median of {args.repeat} runs (range)\n"
+              f"| path | messages/s | ratio to baseline |\n| --- | ---: | ---: |\n"
+              f"| baseline: MQTT QoS 1, publisher -> Mosquitto -> subscriber | {fmt(bases)} | 1.00 |\n"
+              f"| ingest: MQTT QoS 1 -> validate -> Kafka (acks=all), acked after Kafka | {fmt(rates)} | "
               f"{rate / base:.2f} |")
     finally:
         if bridge is not None:

@@ -1,9 +1,9 @@
 """The MQTT -> Kafka bridge: a thin adapter around ``ingest.validate``.
 
-paho's network thread hands each message to a bounded asyncio queue (blocking when it is full,
-so back-pressure reaches the broker over TCP); one producer loop validates, produces to Kafka,
-and acknowledges the MQTT message (manual ack, QoS 1, persistent session) only once Kafka has
-confirmed it. A message Kafka never confirms is never acknowledged: after a crash or restart the
+paho's network thread hands each message to the asyncio loop without waiting for it (a semaphore
+bounds the hand-off and blocks when it is full, so back-pressure reaches the broker over TCP); one
+producer loop validates, produces to Kafka, and acknowledges the MQTT message (manual ack, QoS 1,
+persistent session) only once Kafka has confirmed it. A message Kafka never confirms is never acknowledged: after a crash or restart the
 broker redelivers it. In-flight messages are bounded by the broker's ``max_inflight_messages``.
 
 A Kafka outage of any length is ridden out: a send Kafka refuses (or times out) goes to a
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
 import logging
 import signal
+import threading
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
@@ -79,7 +79,10 @@ class Bridge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.counters = Counters()
-        self.queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue(maxsize=settings.ingest.queue_size)
+        # paho's thread hands messages over without waiting on the event loop; the semaphore bounds
+        # how many are handed over and not yet taken by the producer loop
+        self.queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue()
+        self.slots = threading.BoundedSemaphore(settings.ingest.queue_size)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
         self.client = make_mqtt_client(settings.mqtt, settings.mqtt.ingest_client_id, clean_session=False,
@@ -110,20 +113,19 @@ class Bridge:
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         assert self.loop is not None
+        # A slot in the bounded hand-off first (blocking while it is full: back-pressure reaches the
+        # broker over TCP), then the message is queued without waiting for the loop to take it.
+        while not self.slots.acquire(timeout=1.0):
+            if self.stopping.is_set():  # shutting down with a full queue: do not hang the thread
+                return  # not acknowledged: the broker redelivers it to the next session
         if self.stopping.is_set():
-            return  # not acknowledged: the broker redelivers it to the next session
-        fut = asyncio.run_coroutine_threadsafe(self.queue.put(msg), self.loop)
-        while True:  # blocks while the queue is full: back-pressure reaches the broker over TCP
-            try:
-                fut.result(timeout=1.0)
-                return
-            except concurrent.futures.TimeoutError:
-                if self.stopping.is_set():  # shutting down with a full queue: do not hang the thread
-                    fut.cancel()
-                    return
-            except Exception:  # noqa: BLE001 - loop closing: leave the message unacknowledged
-                logger.warning("delivery not queued during shutdown; the broker will redeliver it")
-                return
+            self.slots.release()
+            return
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, msg)
+        except RuntimeError:  # the loop is closing: leave the message unacknowledged
+            self.slots.release()
+            logger.warning("delivery not queued during shutdown; the broker will redeliver it")
 
     # ---- asyncio side
     async def run(self) -> None:
@@ -202,6 +204,7 @@ class Bridge:
                 getter.cancel()  # still waiting: nothing was taken from the queue
                 continue
             msg = getter.result()
+            self.slots.release()
             result = validate(msg.topic, msg.payload, datetime.now(UTC), self.lookup, self.max_ahead, self.max_age)
             if isinstance(result, Rejected):
                 logger.info("dead letter %s from %s", result.dead_letter.reason_code, msg.topic[:120])
