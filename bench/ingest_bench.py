@@ -3,7 +3,8 @@
     python -m bench.ingest_bench [--messages 20000] [--repeat 3]
 
 Starts its own Mosquitto, Kafka and InfluxDB on free loopback ports (stopped by PID at the end),
-then measures (1) the baseline: QoS 1 messages from a publisher to a subscriber through Mosquitto,
+then measures (1) the baseline: QoS 1 messages from a publisher to a subscriber (in another process,
+as ingest is) through Mosquitto,
 and (2) the same messages through the real ingest bridge until all are in Kafka, alternately,
 ``--repeat`` times each; prints the median of each with its range (min-max).
 """
@@ -54,29 +55,43 @@ def publish_all(settings: Settings, topic: str, data: list[bytes]) -> None:
     client.loop_stop()
 
 
-def baseline(settings: Settings, data: list[bytes]) -> float:
+def subscriber(host: str, port: int, n: int) -> None:
+    """The baseline's subscriber, in its own process (as ingest is): says ``ready`` once subscribed
+    and ``done`` once ``n`` messages have arrived."""
     got, done = [0], threading.Event()
-    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-sub")
-    ready = threading.Event()
+    sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-sub-{os.getpid()}")
     sub.on_connect = lambda c, *a: c.subscribe("bench/#", qos=1)
-    sub.on_subscribe = lambda *a: ready.set()
+    sub.on_subscribe = lambda *a: print("ready", flush=True)
 
     def on_message(c, u, m) -> None:
         got[0] += 1
-        if got[0] == len(data):
+        if got[0] == n:
             done.set()
 
     sub.on_message = on_message
-    sub.connect(settings.mqtt.host, settings.mqtt.port)
+    sub.connect(host, port)
     sub.loop_start()
-    ready.wait(10)
-    t = time.perf_counter()
-    publish_all(settings, "bench/readings", data)
-    done.wait(120)
-    elapsed = time.perf_counter() - t
+    done.wait(300)
+    print("done" if done.is_set() else "timeout", flush=True)
     sub.disconnect()
     sub.loop_stop()
-    return len(data) / elapsed
+
+
+def baseline(settings: Settings, data: list[bytes]) -> float:
+    """Plain MQTT QoS 1 delivery: this process publishes, a subscriber process receives."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench.ingest_bench", "--subscribe", str(len(data)),
+                             "--mqtt-port", str(settings.mqtt.port)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        if proc.stdout.readline().strip() != "ready":
+            raise SystemExit("the baseline subscriber did not subscribe")
+        t = time.perf_counter()
+        publish_all(settings, "bench/readings", data)
+        if proc.stdout.readline().strip() != "done":
+            raise SystemExit("the baseline subscriber did not get every message")
+        return len(data) / (time.perf_counter() - t)
+    finally:
+        proc.wait(30)
 
 
 async def kafka_count(settings: Settings, topic: str) -> int:
@@ -95,7 +110,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--subscribe", type=int, help=argparse.SUPPRESS)  # the baseline's subscriber process
+    parser.add_argument("--mqtt-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.subscribe:
+        subscriber("127.0.0.1", args.mqtt_port, args.subscribe)
+        return
     run_dir = Path(tempfile.mkdtemp(prefix="safecity-bench-"))
     env = services.isolated_env(run_dir) | {"SAFECITY_LOG_LEVEL": "WARNING"}
     os.environ.update(env)
