@@ -229,8 +229,3 @@ def apply_action(record: AlertRecord | None, action: AlertAction) -> Outcome:
     elif kind in _ACTION_STATUS:
         changes = {"status": _ACTION_STATUS[kind], "closed_at": action.at, "closed_by": action.by}
     return Outcome(_step(record, step, **changes), step.change)
-
-
-def decision_rule(record: AlertRecord) -> str:
-    """The matching rule of a lead (exact, ocr-equivalent, ...), for the rejection counts."""
-    return str(record.details.get("match", "")) or "none"

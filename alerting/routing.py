@@ -55,10 +55,9 @@ class Notification:
         return tuple(r.alert_id for r in self.records)
 
     def as_line(self) -> dict:
-        line: dict = {"at": iso(self.at), "receiver": self.receiver, "reason": self.reason.value}
-        if self.reason is Reason.GROUP:
-            return {"at": line["at"], "alert_ids": list(self.alert_ids), **{k: line[k] for k in ("receiver", "reason")}}
-        return {"at": line["at"], "alert_id": self.alert_ids[0], "receiver": self.receiver, "reason": line["reason"]}
+        """The route-test output line: ``alert_ids`` for a group, ``alert_id`` otherwise."""
+        ids = {"alert_ids": list(self.alert_ids)} if self.reason is Reason.GROUP else {"alert_id": self.alert_ids[0]}
+        return {"at": iso(self.at), **ids, "receiver": self.receiver, "reason": self.reason.value}
 
 
 class RouteState(msgspec.Struct, kw_only=True):

@@ -55,7 +55,7 @@ def kpi_points(record: AlertRecord, change: Change, target_s: float) -> list[Met
     was handled (acknowledged or closed) within the target time."""
     tags = {"type": record.type, "severity": record.severity.value, "district": record.place.district or "none"}
     points = []
-    if change in (Change.OPENED, Change.CLEARED) or change in CLOSING_CHANGES:
+    if change is Change.OPENED or change in CLOSING_CHANGES:
         state = "firing" if change is Change.OPENED else "cleared"
         points += metrics.alert_points(Alert(alert_id=record.alert_id, type=record.type, severity=record.severity,
                                              state=schemas.AlertState(state), device_id=record.device_id,
@@ -222,10 +222,9 @@ class AlertService:
         while True:
             now = datetime.now(UTC)
             rows = await self.call(self.store.due_deliveries, now, 100, set(self.inflight))
-            for row in rows:
-                if row.id not in self.inflight:
-                    self.inflight.add(row.id)
-                    self.spawn(self.deliver(row))
+            for row in rows:  # rows already in flight were left out by the query
+                self.inflight.add(row.id)
+                self.spawn(self.deliver(row))
             nxt = await self.call(self.store.next_delivery_due)
             wait = 2.0 if nxt is None else max(0.05, min(2.0, (nxt - datetime.now(UTC)).total_seconds()))
             self.wake_dispatch.clear()

@@ -26,7 +26,7 @@ from pathlib import Path
 import msgspec
 import sqlalchemy as sa
 
-from alerting.lifecycle import AlertRecord, Status
+from alerting.lifecycle import OPEN, AlertRecord
 from alerting.routing import GroupState, Notification, RouteState
 
 metadata = sa.MetaData()
@@ -311,11 +311,7 @@ class AlertStore:
     def open_counts(self) -> list[tuple[str, str, str, int]]:
         """(severity, type, district, count) of open alerts."""
         q = (sa.select(alerts.c.severity, alerts.c.type, alerts.c.district, sa.func.count())
-             .where(alerts.c.status.in_([Status.FIRING.value, Status.ACKNOWLEDGED.value]))
+             .where(alerts.c.status.in_(sorted(s.value for s in OPEN)))
              .group_by(alerts.c.severity, alerts.c.type, alerts.c.district))
         with self.engine.connect() as conn:
             return [tuple(r) for r in conn.execute(q)]
-
-    def handled_since(self, since: datetime) -> list[AlertRecord]:
-        """Episodes that began since ``since`` (for the handled-within-target share)."""
-        return self.search(since=since, limit=100_000)
