@@ -1,10 +1,16 @@
 """The MQTT -> Kafka bridge: a thin adapter around ``ingest.validate``.
 
-paho's network thread hands each message to the asyncio loop without waiting for it (a semaphore
-bounds the hand-off and blocks when it is full, so back-pressure reaches the broker over TCP); one
-producer loop validates, produces to Kafka, and acknowledges the MQTT message (manual ack, QoS 1,
-persistent session) only once Kafka has confirmed it. A message Kafka never confirms is never acknowledged: after a crash or restart the
-broker redelivers it. In-flight messages are bounded by the broker's ``max_inflight_messages``.
+Each device kind has its own lane: its own MQTT client and persistent session
+(``<ingest_client_id>-<kind>``), so its own queue at the broker, and its own bounded hand-off. A burst
+of one kind (a checkpoint's 400 KB snapshots) therefore never queues a gas reading behind it, at
+the broker or here: the one producer loop takes from the lanes in turn.
+
+paho's network threads hand each message to the asyncio loop without waiting for it (a semaphore
+per lane bounds the hand-off and blocks when it is full, so back-pressure reaches the broker over
+TCP); the producer loop validates, produces to Kafka, and acknowledges the MQTT message (manual
+ack, QoS 1, persistent session) only once Kafka has confirmed it. A message Kafka never confirms is
+never acknowledged: after a crash or restart the broker redelivers it. In-flight messages are
+bounded per session by the broker's ``max_inflight_messages``.
 
 A Kafka outage of any length is ridden out: a send Kafka refuses (or times out) goes to a
 redelivery list; the producer loop stops taking new messages and resends that list in order, with
@@ -75,57 +81,98 @@ class RateLimit(logging.Filter):
         return True
 
 
+class Lane:
+    """One device kind's way in: an MQTT client with its own persistent session and subscription,
+    and a bounded hand-off from its network thread to the producer loop."""
+
+    def __init__(self, bridge: Bridge, kind: topics.DeviceKind) -> None:
+        settings = bridge.settings
+        self.bridge, self.kind = bridge, kind
+        self.subscriptions = tuple(s for s in topics.INGEST_SUBSCRIPTIONS if s.startswith(f"{topics.PREFIX}/{kind.value}/"))
+        self.pending: collections.deque[mqtt.MQTTMessage] = collections.deque()  # touched only on the loop
+        self.slots = threading.BoundedSemaphore(settings.ingest.queue_size)
+        self.client = make_mqtt_client(settings.mqtt, f"{settings.mqtt.ingest_client_id}-{kind.value}",
+                                       clean_session=False, manual_ack=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+
+    # ---- paho thread
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            logger.error("MQTT connect refused (%s lane): %s", self.kind.value, reason_code)
+            return
+        client.subscribe([(t, 1) for t in self.subscriptions])
+        logger.info("MQTT connected (%s lane, session present: %s); subscribed to %s",
+                    self.kind.value, flags.session_present, ", ".join(self.subscriptions))
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        bridge = self.bridge
+        assert bridge.loop is not None
+        # A slot in the bounded hand-off first (blocking while it is full: back-pressure reaches the
+        # broker over TCP), then the message is queued without waiting for the loop to take it.
+        while not self.slots.acquire(timeout=1.0):
+            if bridge.stopping.is_set():  # shutting down with a full queue: do not hang the thread
+                return  # not acknowledged: the broker redelivers it to the next session
+        if bridge.stopping.is_set():
+            self.slots.release()
+            return
+        try:
+            bridge.loop.call_soon_threadsafe(bridge.arrive, self, msg)
+        except RuntimeError:  # the loop is closing: leave the message unacknowledged
+            self.slots.release()
+            logger.warning("delivery not queued during shutdown; the broker will redeliver it")
+
+    # ---- asyncio side
+    def take(self) -> mqtt.MQTTMessage:
+        msg = self.pending.popleft()
+        self.slots.release()
+        return msg
+
+
+#: A message on its way to Kafka: the lane it came by (to acknowledge it there), and its verdict.
+Pending = tuple[Lane, mqtt.MQTTMessage, Accepted | Rejected]
+
+
 class Bridge:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.counters = Counters()
-        # paho's thread hands messages over without waiting on the event loop; the semaphore bounds
-        # how many are handed over and not yet taken by the producer loop
-        self.queue: asyncio.Queue[mqtt.MQTTMessage] = asyncio.Queue()
-        self.slots = threading.BoundedSemaphore(settings.ingest.queue_size)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stopping = asyncio.Event()
-        self.client = make_mqtt_client(settings.mqtt, settings.mqtt.ingest_client_id, clean_session=False,
-                                       manual_ack=True)
-        self.client.on_connect = self._on_connect
-        self.client.on_message = self._on_message
+        self.lanes = [Lane(self, kind) for kind in topics.DeviceKind]
+        self.turn = 0  # the lane the producer loop looks at first next time
+        self.arrived = asyncio.Event()  # a lane has a message
         self.producer: AIOKafkaProducer | None = None
         self.registry = RegistryFile(settings.registry)
         self.lookup = self.registry.get if self.registry.enforced else None
         self.max_ahead = timedelta(seconds=settings.ingest.max_clock_ahead_s)
         self.max_age = timedelta(seconds=settings.ingest.max_event_age_s)
-        self.redeliver: collections.deque[tuple[mqtt.MQTTMessage, Accepted | Rejected]] = collections.deque()
+        self.redeliver: collections.deque[Pending] = collections.deque()
         self.wake = asyncio.Event()  # a failed send is waiting for redelivery
         self.outage_since = 0.0
-        self.inflight: dict[int, tuple[mqtt.MQTTMessage, Accepted | Rejected]] = {}  # send number -> message
+        self.inflight: dict[int, Pending] = {}  # send number -> message
         self.sent = 0
         self.generation = 0  # of the producer; callbacks from a replaced one are ignored
         self.stale = False
 
-    # ---- paho thread
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            logger.error("MQTT connect refused: %s", reason_code)
-            return
-        client.subscribe([(t, 1) for t in topics.INGEST_SUBSCRIPTIONS])
-        logger.info("MQTT connected (session present: %s); subscribed to %s",
-                    flags.session_present, ", ".join(topics.INGEST_SUBSCRIPTIONS))
+    def arrive(self, lane: Lane, msg: mqtt.MQTTMessage) -> None:
+        lane.pending.append(msg)
+        self.arrived.set()
 
-    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
-        assert self.loop is not None
-        # A slot in the bounded hand-off first (blocking while it is full: back-pressure reaches the
-        # broker over TCP), then the message is queued without waiting for the loop to take it.
-        while not self.slots.acquire(timeout=1.0):
-            if self.stopping.is_set():  # shutting down with a full queue: do not hang the thread
-                return  # not acknowledged: the broker redelivers it to the next session
-        if self.stopping.is_set():
-            self.slots.release()
-            return
-        try:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, msg)
-        except RuntimeError:  # the loop is closing: leave the message unacknowledged
-            self.slots.release()
-            logger.warning("delivery not queued during shutdown; the broker will redeliver it")
+    def queued(self) -> int:
+        return sum(len(lane.pending) for lane in self.lanes)
+
+    def _next(self) -> Pending | None:
+        """The next message, taking from the lanes in turn (so no kind waits behind another's burst)."""
+        n = len(self.lanes)
+        for i in range(n):
+            lane = self.lanes[(self.turn + i) % n]
+            if lane.pending:
+                self.turn = (self.turn + i + 1) % n
+                msg = lane.take()
+                return lane, msg, validate(msg.topic, msg.payload, datetime.now(UTC), self.lookup, self.max_ahead,
+                                           self.max_age)
+        return None
 
     # ---- asyncio side
     async def run(self) -> None:
@@ -137,8 +184,9 @@ class Bridge:
         self.producer = self._make_producer()
         await self.producer.start()
         m = self.settings.mqtt
-        self.client.connect_async(m.host, m.port, keepalive=m.keepalive)
-        self.client.loop_start()
+        for lane in self.lanes:
+            lane.client.connect_async(m.host, m.port, keepalive=m.keepalive)
+            lane.client.loop_start()
         stats = asyncio.create_task(self._publish_stats())
         work = asyncio.create_task(self._produce_loop())
         stop = asyncio.create_task(self.stopping.wait())
@@ -159,9 +207,10 @@ class Bridge:
                 await asyncio.wait_for(self.producer.stop(), 15)
             except (asyncio.TimeoutError, KafkaError):
                 pass
-            self.client.disconnect()
-            self.client.loop_stop()
-            logger.info("ingest stopped: %s", self.counters.snapshot(self.queue.qsize()))
+            for lane in self.lanes:
+                lane.client.disconnect()
+                lane.client.loop_stop()
+            logger.info("ingest stopped: %s", self.counters.snapshot(self.queued()))
 
     def _make_producer(self) -> AIOKafkaProducer:
         k = self.settings.kafka
@@ -195,27 +244,27 @@ class Bridge:
             if self.redeliver:
                 await self._redeliver()
                 continue
-            self.wake.clear()
-            getter = asyncio.ensure_future(self.queue.get())
-            waker = asyncio.ensure_future(self.wake.wait())
-            done, _ = await asyncio.wait({getter, waker}, return_when=asyncio.FIRST_COMPLETED)
-            waker.cancel()
-            if getter not in done:
-                getter.cancel()  # still waiting: nothing was taken from the queue
+            item = self._next()
+            if item is None:
+                self.arrived.clear()
+                self.wake.clear()
+                arrival = asyncio.ensure_future(self.arrived.wait())
+                waker = asyncio.ensure_future(self.wake.wait())
+                await asyncio.wait({arrival, waker}, return_when=asyncio.FIRST_COMPLETED)
+                arrival.cancel()
+                waker.cancel()
                 continue
-            msg = getter.result()
-            self.slots.release()
-            result = validate(msg.topic, msg.payload, datetime.now(UTC), self.lookup, self.max_ahead, self.max_age)
+            lane, msg, result = item
             if isinstance(result, Rejected):
                 logger.info("dead letter %s from %s", result.dead_letter.reason_code, msg.topic[:120])
             self.counters.pending += 1
             try:
                 fut = await self._send(result)
             except (KafkaError, asyncio.TimeoutError, OSError) as exc:
-                self._failed(msg, result, exc)
+                self._failed(item, exc)
                 continue
             self.sent += 1
-            self.inflight[self.sent] = (msg, result)
+            self.inflight[self.sent] = item
             fut.add_done_callback(lambda f, n=self.sent, g=self.generation: self._delivered(f, n, g))
 
     async def _send(self, result: Accepted | Rejected) -> asyncio.Future:
@@ -224,24 +273,24 @@ class Bridge:
             return await self.producer.send(result.kafka_topic, result.value, key=result.key)
         return await self.producer.send(topics.KAFKA_DEAD_LETTERS, schemas.encode(result.dead_letter), key=result.key)
 
-    def _failed(self, msg: mqtt.MQTTMessage, result: Accepted | Rejected, error: BaseException | None) -> None:
+    def _failed(self, item: Pending, error: BaseException | None) -> None:
         self.stale = True  # the producer's idempotence state is now out of step with the broker's
         if not self.redeliver:
             logger.error("Kafka did not take a message (%r); holding MQTT acknowledgements and retrying", error)
             self.outage_since = self.loop.time() if self.loop else 0.0
-        self.redeliver.append((msg, result))
+        self.redeliver.append(item)
         self.wake.set()
 
     async def _redeliver(self) -> None:
         """Resend the failed messages in order until Kafka takes each (on a new producer); then carry on."""
         delay, last_log, count = 0.5, self.loop.time(), 0
         while self.redeliver:
-            msg, result = self.redeliver[0]
+            item = self.redeliver[0]
             try:
                 if self.stale:
                     await self._replace_producer()
                     self.stale = False
-                await (await self._send(result))
+                await (await self._send(item[2]))
             except (KafkaError, asyncio.TimeoutError, OSError) as exc:
                 self.stale = True
                 now = self.loop.time()
@@ -253,7 +302,7 @@ class Bridge:
                 delay = min(delay * 2, 10.0)
                 continue
             self.redeliver.popleft()
-            self._done(msg, result)
+            self._done(item)
             count += 1
             delay = 0.5
         logger.warning("Kafka is back after %.0f s: %d messages redelivered", self.loop.time() - self.outage_since,
@@ -262,28 +311,29 @@ class Bridge:
     def _delivered(self, fut: asyncio.Future, n: int, generation: int) -> None:
         if generation != self.generation:
             return  # that producer was replaced; its messages were queued for redelivery then
-        msg, result = self.inflight.pop(n)
+        item = self.inflight.pop(n)
         if fut.cancelled() or fut.exception() is not None:
-            self._failed(msg, result, None if fut.cancelled() else fut.exception())
+            self._failed(item, None if fut.cancelled() else fut.exception())
             return
-        self._done(msg, result)
+        self._done(item)
 
-    def _done(self, msg: mqtt.MQTTMessage, result: Accepted | Rejected) -> None:
-        """Kafka has it: count it and acknowledge it to the broker."""
+    def _done(self, item: Pending) -> None:
+        """Kafka has it: count it and acknowledge it to the broker, on the lane it came by."""
+        lane, msg, result = item
         self.counters.pending -= 1
         if isinstance(result, Accepted):
             self.counters.accepted[result.kind.value] += 1
         else:
             self.counters.dead_letters[result.dead_letter.reason_code] += 1
         if msg.qos > 0:
-            self.client.ack(msg.mid, msg.qos)
+            lane.client.ack(msg.mid, msg.qos)
 
     async def _publish_stats(self) -> None:
         topic = topics.stats_topic("ingest")
         while True:
             await asyncio.sleep(self.settings.ingest.stats_interval_s)
-            payload = schemas.encode(self.counters.snapshot(self.queue.qsize()))
-            self.client.publish(topic, payload, qos=0)
+            payload = schemas.encode(self.counters.snapshot(self.queued()))
+            self.lanes[0].client.publish(topic, payload, qos=0)
 
 
 def run(settings: Settings) -> None:

@@ -29,7 +29,7 @@ class MqttSettings(_Section):
     password: SecretStr | None = Field(None, description="MQTT password")
     keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive, seconds")
     ingest_client_id: str = Field("safecity-ingest", min_length=1, max_length=64,
-                                  description="client id of the ingest bridge (persistent session)")
+                                  description="client id prefix of the ingest bridge: one persistent session per device kind, <id>-<kind>")
     max_inflight: int = Field(1000, ge=1, le=65535,
                               description="QoS 1 messages in flight per client, bounded")
 
@@ -73,7 +73,7 @@ class WorkerSettings(_Section):
 
 
 class IngestSettings(_Section):
-    queue_size: int = Field(5000, ge=10, le=1_000_000, description="bounded queue between MQTT and Kafka")
+    queue_size: int = Field(5000, ge=10, le=1_000_000, description="bounded hand-off between MQTT and Kafka, per device kind")
     stats_interval_s: float = Field(1.0, ge=0.1, le=3600, description="how often counters are published")
     max_clock_ahead_s: float = Field(600.0, ge=0, le=86400, description="event times further ahead: dead letter")
     max_event_age_s: float = Field(7 * 86400.0, gt=0, le=365 * 86400, description="event times further back: "

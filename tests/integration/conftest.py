@@ -10,14 +10,12 @@ from pathlib import Path
 import pytest
 
 from deploy import services
+from deploy.processes import READY
 from models.settings import Settings
 from tests.integration import receivers as rcv
 from tests.integration.harness import Process, Registry
 
-WORKER_READY = "[^Worker]: Ready"
-INGEST_READY = "MQTT connected"
-ALERTER_READY = "alert service ready"
-METRICS_READY = "metrics writer ready"
+WORKER_READY, INGEST_READY, ALERTER_READY, METRICS_READY = (READY[c] for c in ("worker", "ingest", "alerter", "metrics"))
 
 
 @pytest.fixture(scope="session")

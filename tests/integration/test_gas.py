@@ -13,10 +13,18 @@ from models import topics
 from models.schemas import GasReading, GasType, GasUnit
 from models.topics import DeviceKind, MessageKind
 from processors.rules import gas
-from tests.integration.harness import MqttProbe, influx_query, kafka_records, poll
+from tests.integration.harness import MqttProbe, at, influx_query, kafka_records, poll
 
 pytestmark = pytest.mark.integration
 QUIET = {"interval_s": 3600}  # no silence alerts while a test publishes historical readings
+
+
+def raise_alarm(client: DeviceClient, sensor: str, start: datetime, seq: int) -> None:
+    """Two readings over the first level from ``start``: a new alarm, sent as a sentinel."""
+    for i, value in enumerate((30.0, 31.0)):
+        client.publish(MessageKind.GAS_READING, GasReading(
+            sensor_id=sensor, gas=GasType.COMBUSTIBLE, value=value, unit=GasUnit.LEL,
+            measured_at=start + timedelta(seconds=10 * i), seq=seq + i)).wait_for_publish(10)
 
 
 def test_simulated_leak_gives_warning_levels_and_clear_in_order(pipeline, settings, registry):
@@ -46,14 +54,18 @@ def test_simulated_leak_gives_warning_levels_and_clear_in_order(pipeline, settin
         assert sorted((a["at"], a["type"], a["state"]) for a in seen) == sorted(expected)
         for alert_id in {a["alert_id"] for a in seen}:  # each alert's own transitions arrive in order
             assert [a["state"] for a in seen if a["alert_id"] == alert_id] == ["firing", "cleared"]
-        assert probe.drain(settle=2) == []
+        # sentinel: a new alarm after the series; nothing about the series may come before it
+        later = readings[-1].measured_at + timedelta(seconds=10)
+        raise_alarm(client, sensor, later, seq=len(readings))
+        repeated, _ = probe.before(lambda a: at(a) >= later, 90)
+        assert repeated == []
     finally:
         client.close()
         probe.close()
     values = poll(lambda: influx_query(settings, f"SELECT value FROM gas WHERE sensor_id = '{sensor}'"), 30,
                   "readings in InfluxDB")
-    poll(lambda: len(influx_query(settings, f"SELECT value FROM gas WHERE sensor_id = '{sensor}'")) == 40, 30,
-         "all 40 readings")
+    poll(lambda: len(influx_query(settings, f"SELECT value FROM gas WHERE sensor_id = '{sensor}'")) == 42, 30,
+         "all 40 readings and the sentinel's 2")
     assert max(v["value"] for v in values) >= 50
 
 
@@ -116,13 +128,16 @@ def test_worker_restarted_mid_alarm_neither_re_raises_nor_forgets(pipeline, sett
         pipeline["worker"].start(timeout=120)
         poll(lambda: len(influx_query(settings, f"SELECT value FROM gas WHERE sensor_id = '{sensor}'")) == 7, 90,
              "the readings sent while the worker was down")
-        assert probe.drain(settle=3) == []  # not raised again
-
         for i in (7, 14):  # below the clear level for the clear time
             send(i, 5)
-        cleared = probe.next_json(90)
-        assert (cleared["type"], cleared["state"], cleared["since"]) == ("gas-level-1", "cleared", fired["since"])
-        assert probe.drain(settle=2) == []
+        # the clear is the sentinel: had the restart raised the alarm again, that would come first
+        again, cleared = probe.before(lambda a: a["state"] == "cleared", 90)
+        assert again == []
+        assert (cleared["type"], cleared["since"]) == ("gas-level-1", fired["since"])
+        later = t0 + timedelta(seconds=150)
+        raise_alarm(client, sensor, later, seq=15)  # and nothing after the clear, before a new alarm
+        repeated, _ = probe.before(lambda a: at(a) >= later, 90)
+        assert repeated == []
     finally:
         client.close()
         probe.close()

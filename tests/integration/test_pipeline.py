@@ -13,7 +13,7 @@ from devices.simulators import CheckpointSim, GasSensorSim, HotelSim
 from models import schemas, topics
 from models.schemas import GasReading, GasType, GasUnit
 from models.topics import DeviceKind, MessageKind
-from tests.integration.harness import MqttProbe, influx_query, kafka_records, poll
+from tests.integration.harness import MqttProbe, at, influx_query, kafka_records, poll
 
 pytestmark = pytest.mark.integration
 
@@ -30,6 +30,10 @@ def uid(registry):
 def reading(sensor: str, value: float, t: datetime, seq: int) -> GasReading:
     return GasReading(sensor_id=sensor, gas=GasType.COMBUSTIBLE, value=value, unit=GasUnit.LEL, measured_at=t,
                       battery=90.0, seq=seq)
+
+
+def iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def count(settings, measurement: str, where: str) -> int:
@@ -75,11 +79,17 @@ def test_gas_leak_raises_and_clears_an_alert_on_mqtt(pipeline, settings, uid):
             client.publish(MessageKind.GAS_READING, reading(sensor, 4.0, t0 + timedelta(seconds=10 * i), i))
         cleared = probe.next_json(60)
         assert (cleared["type"], cleared["state"], cleared["since"]) == ("gas-level-1", "cleared", fired["since"])
-        assert probe.drain(settle=2) == []  # one transition each, nothing repeated
+        # sentinel: a new alarm on the same sensor; a repeated transition would arrive before it
+        later = t0 + timedelta(seconds=110)
+        for i, value in enumerate([31.0, 33.0], start=11):
+            client.publish(MessageKind.GAS_READING, reading(sensor, value, later + timedelta(seconds=10 * (i - 11)), i))
+        repeated, _ = probe.before(lambda a: at(a) >= later, 90)
+        assert repeated == []  # one transition each, nothing repeated
     finally:
         client.close()
         probe.close()
-    poll(lambda: count(settings, "alerts", f"device_id = '{sensor}'") == 2, 30, "alert metrics")
+    poll(lambda: count(settings, "alerts", f"device_id = '{sensor}' AND time < '{iso(later)}'") == 2, 30,
+         "alert metrics")
 
 
 def test_malformed_message_goes_to_the_dead_letter_topic_with_its_reason(pipeline, settings, uid):
