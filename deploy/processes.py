@@ -46,6 +46,7 @@ class PipelineProcess:
                     if self.ready_line.encode() in fh.read():
                         break
                 if time.monotonic() > deadline:
+                    self.stop()  # never left running behind a failed start
                     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {self.args} to log "
                                          f"{self.ready_line!r}: {self.tail()}")
                 time.sleep(0.2)

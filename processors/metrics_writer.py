@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import time
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 from aiokafka import AIOKafkaConsumer
@@ -29,6 +31,55 @@ logger = logging.getLogger(__name__)
 READY = "metrics writer ready"
 
 
+_MEASUREMENT = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\t": r"\t", "\r": r"\r"})
+_STRING = str.maketrans({'"': r'\"', "\\": r"\\"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NS = timedelta(microseconds=1)
+
+
+def line(point: dict) -> str:
+    """One point as InfluxDB line protocol (nanosecond time), exactly as influxdb-client's ``Point``
+    writes it (the unit tests hold the two side by side), at a fraction of its cost: building
+    ``Point`` objects was most of the writer's time."""
+    tags = []
+    for k, v in sorted(point.get("tags", {}).items()):
+        key, value = str(k).translate(_KEY), "" if v is None else _tag_value(v)
+        if key and value:
+            tags.append(f"{key}={value}")
+    fields = []
+    for k, v in sorted(point["fields"].items()):
+        if v is None:
+            continue
+        key = str(k).translate(_KEY)
+        if isinstance(v, bool):
+            fields.append(f"{key}={str(v).lower()}")
+        elif isinstance(v, int):
+            fields.append(f"{key}={v}i")
+        elif isinstance(v, float):
+            if not math.isfinite(v):
+                continue
+            text = str(v)
+            fields.append(f"{key}={text[:-2] if text.endswith('.0') else text}")
+        else:
+            fields.append(f'{key}="{str(v).translate(_STRING)}"')
+    if not fields:
+        return ""
+    head = ",".join([str(point["measurement"]).translate(_MEASUREMENT), *tags])
+    at = point.get("time")
+    if at is None:
+        return f"{head} {','.join(fields)}"
+    t = datetime.fromisoformat(at) if isinstance(at, str) else at
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return f"{head} {','.join(fields)} {(t - _EPOCH) // _NS * 1000}"
+
+
+def _tag_value(value: object) -> str:
+    text = str(value).translate(_KEY)
+    return text + " " if text.endswith("\\") else text
+
+
 class MetricsWriter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -40,8 +91,9 @@ class MetricsWriter:
 
     def write(self, points: list[dict]) -> None:
         i = self.settings.influx
-        for start in range(0, len(points), i.batch_size):
-            self.write_api.write(bucket=i.bucket, org=i.org, record=points[start:start + i.batch_size],
+        lines = [text for p in points if (text := line(p))]
+        for start in range(0, len(lines), i.batch_size):
+            self.write_api.write(bucket=i.bucket, org=i.org, record="\n".join(lines[start:start + i.batch_size]),
                                  write_precision=WritePrecision.NS)
         self.written += len(points)
 

@@ -42,6 +42,10 @@ class RegistryFile:
         logger.info("device registry: %d devices from %s", len(self.entries), self.path)
         return True
 
+    def stamp(self) -> tuple[int, int] | None:
+        """Which version of the file is loaded (changes when it is re-read)."""
+        return self._stamp
+
     def get(self, device_id: str) -> DeviceEntry | None:
         entry = self.entries.get(device_id)
         if entry is None and self.path is not None and self.refresh():

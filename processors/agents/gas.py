@@ -1,7 +1,16 @@
-"""Gas sensors: readings through the gas rules, silence checks, last wills, site correlation."""
+"""Gas sensors: readings through the gas rules, silence checks, last wills, site correlation.
+
+Silence checks cost nothing per idle sensor: every state this worker saves sets that sensor's
+deadline (``gas.silent_at``) in a deadline index, and the check timer takes only the sensors that
+are due. The index is rebuilt from the table (one scan) at the first check, after every rebalance
+(the partitions this worker owns changed), when the registry changes (intervals may have), and every
+``REBUILD_EVERY_S`` as a safety net. A sensor checked by mistake is harmless: the check agent runs
+``gas.silence`` on the owner's state, which raises nothing before the deadline.
+"""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import faust
@@ -11,6 +20,9 @@ from models.schemas import Alert, DeviceState, DeviceStatus
 from models.topics import MessageKind
 from processors.context import Context
 from processors.rules import correlation, gas, metrics
+from processors.rules.deadlines import Deadlines
+
+REBUILD_EVERY_S = 600.0
 
 
 class GasAgents:
@@ -22,6 +34,13 @@ class GasAgents:
         self.state = ctx.struct_table("gas-state", gas.GasState)
         self.sites = ctx.struct_table("gas-site-state", correlation.SiteState)
         self.site_alarms = ctx.topic(topics.KAFKA_SITE_ALARMS)
+        self.deadlines = Deadlines()
+        self.rebuild_at = 0.0  # monotonic time of the next full rebuild (0: at the next check)
+        self.registry_stamp = ctx.registry.stamp()
+        ctx.app.on_rebalance_complete.connect(self._on_rebalance)
+
+    async def _on_rebalance(self, sender, **kwargs) -> None:
+        self.rebuild_at = 0.0
 
     def cfg(self, sensor: str) -> gas.GasConfig:
         entry = self.ctx.registry.get(sensor)
@@ -29,6 +48,7 @@ class GasAgents:
 
     async def save(self, sensor: str, state: gas.GasState, alerts: list[Alert]) -> None:
         self.state.set(sensor, state)
+        self.deadlines.set(sensor, gas.silent_at(state, self.cfg(sensor)))
         await self.ctx.send_alerts(alerts)
         for alert in alerts:  # gas alarms go on to their site for correlation
             entry = self.ctx.registry.get(alert.device_id)
@@ -36,7 +56,14 @@ class GasAgents:
                 await self.site_alarms.send(key=entry.site.encode(), value=schemas.encode(alert))
 
     def silent(self, now: datetime) -> list[str]:
-        return [s for s, st in self.state.items() if gas.silence(st, s, now, self.cfg(s))[1]]
+        """The sensors due for a silence check now."""
+        stamp = self.ctx.registry.stamp()
+        if time.monotonic() >= self.rebuild_at or stamp != self.registry_stamp:
+            self.registry_stamp, self.rebuild_at = stamp, time.monotonic() + REBUILD_EVERY_S
+            self.deadlines.clear()
+            for sensor, state in self.state.items():
+                self.deadlines.set(sensor, gas.silent_at(state, self.cfg(sensor)))
+        return self.deadlines.due(now)
 
     async def on_status(self, status: DeviceStatus) -> None:
         """A known gas sensor's last will means offline now."""

@@ -297,14 +297,20 @@ def _back_online(s: GasState, t: datetime, cfg: GasConfig, emit: _Emit) -> None:
         s.flapping_since, s.offline_events = None, []
 
 
+def silent_at(state: GasState, cfg: GasConfig) -> datetime | None:
+    """When the sensor counts as silent if nothing more arrives (None: never seen, or offline already)."""
+    if state.last_seen is None or state.offline_since is not None:
+        return None
+    return state.last_seen + timedelta(seconds=cfg.interval_s * cfg.offline_intervals)
+
+
 def silence(state: GasState, sensor: str, now: datetime, cfg: GasConfig) -> tuple[GasState, list[Alert]]:
     """Raise ``sensor-offline`` when no reading came for ``offline_intervals`` expected intervals.
     The alert's time is the moment the silence became long enough, not ``now``."""
-    limit = timedelta(seconds=cfg.interval_s * cfg.offline_intervals)
-    if state.last_seen is None or state.offline_since is not None or now - state.last_seen < limit:
+    at = silent_at(state, cfg)
+    if at is None or now < at:
         return state, []
     s = fresh(state)
-    at = s.last_seen + limit
     out: list[Alert] = []
     _go_offline(s, at, "silent", cfg, _Emit(sensor, at, out))
     return s, out

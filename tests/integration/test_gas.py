@@ -90,6 +90,27 @@ def test_lost_connection_raises_offline_from_the_last_will(pipeline, settings, r
         probe.close()
 
 
+def test_a_silent_sensor_goes_offline_at_its_deadline_and_back_with_its_next_reading(pipeline, settings, registry):
+    """The silence check takes due sensors from the worker's deadline index, not from a scan."""
+    sensor = registry.add("gas", interval_s=2)  # silent after 3 intervals: 6 s
+    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/sensor-offline/{sensor}/#")
+    client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
+    last = datetime.now(UTC)
+    try:
+        client.publish(MessageKind.GAS_READING, GasReading(sensor_id=sensor, gas=GasType.COMBUSTIBLE, value=1.0,
+                                                           unit=GasUnit.LEL, measured_at=last)).wait_for_publish(10)
+        offline = probe.next_json(60)
+        assert (offline["state"], offline["details"]["reason"]) == ("firing", "silent")
+        assert at(offline) == last + timedelta(seconds=6)  # the moment the silence became long enough
+        client.publish(MessageKind.GAS_READING, GasReading(sensor_id=sensor, gas=GasType.COMBUSTIBLE, value=1.0,
+                                                           unit=GasUnit.LEL, measured_at=datetime.now(UTC)))
+        back, = [probe.next_json(60)]
+        assert back["state"] == "cleared"
+    finally:
+        client.close()
+        probe.close()
+
+
 def test_unregistered_device_is_dead_lettered_at_ingest(pipeline, settings):
     stranger = "gas-not-in-registry"
     client = DeviceClient(settings.mqtt, DeviceKind.GAS, stranger)
