@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ["tests/integration/test_faults.py",
          "tests/integration/test_alerting.py::test_alerter_killed_mid_escalation_does_not_resend",
+         "tests/integration/test_workers.py",
          "tests/integration/test_z_kafka_outage.py"]
 COLUMNS = [("fault", "fault"), ("published", "readings published"), ("acknowledged", "acknowledged by the broker"),
            ("in_kafka", "in Kafka"), ("alerts_expected", "notifications expected"), ("notified", "sent"),

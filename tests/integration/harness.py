@@ -183,3 +183,28 @@ def kafka_records(settings: Settings, topic: str, where: Callable[[bytes, bytes]
         return found
 
     return asyncio.run(run())
+
+
+def kafka_all(settings: Settings, topic: str, where: Callable[[bytes, bytes], bool], count: int,
+              timeout: float = 60) -> list:
+    """The first ``count`` records on ``topic`` (from the beginning) that match; fails if fewer arrive."""
+    from aiokafka import AIOKafkaConsumer
+
+    async def run() -> list:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, group_id=None, max_partition_fetch_bytes=8 * 1024 * 1024)
+        await consumer.start()
+        found: list = []
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and len(found) < count:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    found += [r for r in records if where(r.key or b"", r.value or b"")]
+        finally:
+            await consumer.stop()
+        if len(found) < count:
+            raise AssertionError(f"{len(found)} of {count} records on {topic}")
+        return found[:count]
+
+    return asyncio.run(run())
