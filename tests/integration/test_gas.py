@@ -19,6 +19,11 @@ pytestmark = pytest.mark.integration
 QUIET = {"interval_s": 3600}  # no silence alerts while a test publishes historical readings
 
 
+def clean(sensor: str, at: datetime) -> GasReading:
+    """A reading in clean air."""
+    return GasReading(sensor_id=sensor, gas=GasType.COMBUSTIBLE, value=1.0, unit=GasUnit.LEL, measured_at=at)
+
+
 def raise_alarm(client: DeviceClient, sensor: str, start: datetime, seq: int) -> None:
     """Two readings over the first level from ``start``: a new alarm, sent as a sentinel."""
     for i, value in enumerate((30.0, 31.0)):
@@ -75,15 +80,13 @@ def test_lost_connection_raises_offline_from_the_last_will(pipeline, settings, r
     client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
     now = datetime.now(UTC)
     try:
-        client.publish(MessageKind.GAS_READING, GasReading(sensor_id=sensor, gas=GasType.COMBUSTIBLE, value=1.0,
-                                                           unit=GasUnit.LEL, measured_at=now)).wait_for_publish(10)
+        client.publish(MessageKind.GAS_READING, clean(sensor, now)).wait_for_publish(10)
         poll(lambda: influx_query(settings, f"SELECT value FROM gas WHERE sensor_id = '{sensor}'"), 30, "reading")
         client.close(graceful=False)  # the socket drops: the broker publishes the last will
         offline = probe.next_json(60)
         assert (offline["state"], offline["details"]["reason"], offline["severity"]) == ("firing", "last-will", "warning")
         back = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
-        back.publish(MessageKind.GAS_READING, GasReading(sensor_id=sensor, gas=GasType.COMBUSTIBLE, value=1.0,
-                                                         unit=GasUnit.LEL, measured_at=datetime.now(UTC)))
+        back.publish(MessageKind.GAS_READING, clean(sensor, datetime.now(UTC)))
         assert probe.next_json(60)["state"] == "cleared"
         back.close()
     finally:
@@ -97,15 +100,12 @@ def test_a_silent_sensor_goes_offline_at_its_deadline_and_back_with_its_next_rea
     client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
     last = datetime.now(UTC)
     try:
-        client.publish(MessageKind.GAS_READING, GasReading(sensor_id=sensor, gas=GasType.COMBUSTIBLE, value=1.0,
-                                                           unit=GasUnit.LEL, measured_at=last)).wait_for_publish(10)
+        client.publish(MessageKind.GAS_READING, clean(sensor, last)).wait_for_publish(10)
         offline = probe.next_json(60)
         assert (offline["state"], offline["details"]["reason"]) == ("firing", "silent")
         assert at(offline) == last + timedelta(seconds=6)  # the moment the silence became long enough
-        client.publish(MessageKind.GAS_READING, GasReading(sensor_id=sensor, gas=GasType.COMBUSTIBLE, value=1.0,
-                                                           unit=GasUnit.LEL, measured_at=datetime.now(UTC)))
-        back, = [probe.next_json(60)]
-        assert back["state"] == "cleared"
+        client.publish(MessageKind.GAS_READING, clean(sensor, datetime.now(UTC)))
+        assert probe.next_json(60)["state"] == "cleared"
     finally:
         client.close()
         probe.close()
