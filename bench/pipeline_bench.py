@@ -49,20 +49,62 @@ from deploy import services
 from deploy.kafka_topics import ensure_topics
 from deploy.processes import READY, ROOT, PipelineProcess
 from models import schemas, topics
-from models.schemas import GasReading, GasType, GasUnit
+from models.schemas import GasReading, GasType, GasUnit, PlateColour, PlateRead
 from models.settings import Settings
 from models.topics import DeviceKind, MessageKind
 
 GAS = "bench-gas"
 ALARM = "bench-alarm"
+CHECKPOINT = "bench-cp"
+PROBE_CP = "bench-probe-cp"
 PER_GENERATOR = 4000  # msg/s one generator process is asked for at most
 GRACE_S = 5.0
 
 
 # ---------------------------------------------------------------- child processes
-def generate(port: int, rate: float, seconds: float, first: int, count: int, seed: int) -> None:
-    """Publish gas readings for sensors ``first..first+count`` at ``rate``/s for ``seconds``; print
-    what was published and acknowledged."""
+@dataclass(frozen=True)
+class Load:
+    """One kind of offered event: its devices, MQTT topic, Kafka topic and the worker's metric."""
+
+    kind: str  # "gas" | "plates"
+    device: str  # device id prefix
+    message: MessageKind
+    device_kind: DeviceKind
+    measurement: str
+    influx_count: str  # InfluxQL counting the load's points
+
+    def device_id(self, i: int) -> str:
+        return f"{self.device}-{i:05d}"
+
+
+LOADS = {
+    "gas": Load("gas", GAS, MessageKind.GAS_READING, DeviceKind.GAS, "gas",
+                f"SELECT count(value) FROM gas WHERE sensor_id =~ /^{GAS}-/"),
+    "plates": Load("plates", CHECKPOINT, MessageKind.PLATE_READ, DeviceKind.CAMERA, "plate_reads",
+                   f"SELECT count(confidence) FROM plate_reads WHERE checkpoint_id =~ /^{CHECKPOINT}-/"),
+}
+
+
+def unlisted_plate(rng: random.Random) -> str:
+    """An ordinary plate (a five-character serial): never on the benchmark's list, whose plates are
+    all new-energy (six characters), so no exact, look-alike, partial or candidate match."""
+    return rng.choice("京沪粤苏浙鲁川鄂") + rng.choice("ABCDEFGHJK") + f"{rng.randrange(100000):05d}"
+
+
+def event(load: Load, device: str, seq: int, rng: random.Random, plate: str | None = None) -> bytes:
+    now = datetime.now(UTC)
+    if load.kind == "gas":
+        return schemas.encode(GasReading(sensor_id=device, gas=GasType.COMBUSTIBLE, value=round(2.0 + rng.random(), 2),
+                                         unit=GasUnit.LEL, measured_at=now, seq=seq))
+    return schemas.encode(PlateRead(read_id=f"{device}-{seq}-{rng.getrandbits(32):08x}", checkpoint_id=device,
+                                    camera_id=f"{device}-L1", lane=1, plate=plate or unlisted_plate(rng),
+                                    plate_colour=PlateColour.BLUE, confidence=0.93, captured_at=now))
+
+
+def generate(kind: str, port: int, rate: float, seconds: float, first: int, count: int, seed: int) -> None:
+    """Publish events of ``kind`` for devices ``first..first+count`` at ``rate``/s for ``seconds``;
+    print what was published and acknowledged."""
+    load = LOADS[kind]
     rng = random.Random(seed)
     acked = [0]
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-gen-{os.getpid()}")
@@ -70,8 +112,8 @@ def generate(port: int, rate: float, seconds: float, first: int, count: int, see
     client.on_publish = lambda *a: acked.__setitem__(0, acked[0] + 1)
     client.connect("127.0.0.1", port)
     client.loop_start()
-    sensors = [f"{GAS}-{i:05d}" for i in range(first, first + count)]
-    topics_of = [topics.device_topic(DeviceKind.GAS, s, MessageKind.GAS_READING) for s in sensors]
+    devices = [load.device_id(i) for i in range(first, first + count)]
+    topics_of = [topics.device_topic(load.device_kind, d, load.message) for d in devices]
     seq = [0] * count
     sent, i = 0, 0
     start = time.monotonic()
@@ -79,9 +121,7 @@ def generate(port: int, rate: float, seconds: float, first: int, count: int, see
         due = int(rate * elapsed)
         while sent < due and sent - acked[0] < 1000:  # at most 1,000 unacknowledged
             j = i % count
-            client.publish(topics_of[j], schemas.encode(GasReading(
-                sensor_id=sensors[j], gas=GasType.COMBUSTIBLE, value=round(2.0 + rng.random(), 2), unit=GasUnit.LEL,
-                measured_at=datetime.now(UTC), seq=seq[j])), qos=1)
+            client.publish(topics_of[j], event(load, devices[j], seq[j], rng), qos=1)
             seq[j] += 1
             sent, i = sent + 1, i + 1
         time.sleep(0.005)
@@ -136,6 +176,38 @@ def probe_latency(port: int, alarms: int, every_s: float, prefix: str) -> None:
     print(json.dumps({"latencies": latencies, "lost": alarms - len(latencies)}), flush=True)
 
 
+def probe_hits(port: int, plates: list[str], every_s: float, checkpoint: str) -> None:
+    """Read each listed plate at ``checkpoint``, one every ``every_s``; print the latencies (publish of
+    the read -> the watch-list alert on MQTT) and how many never arrived."""
+    arrived: dict[str, float] = {}
+    subscribed = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-hits-{os.getpid()}")
+
+    def on_message(c, u, m) -> None:
+        if m.payload and not m.retain:
+            arrived.setdefault(json.loads(m.payload)["details"]["plate_read"], time.monotonic())
+
+    client.on_message = on_message
+    client.on_connect = lambda c, *a: c.subscribe(f"{topics.PREFIX}/alerts/watchlist-vehicle/{checkpoint}/#", qos=1)
+    client.on_subscribe = lambda *a: subscribed.set()
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    subscribed.wait(10)
+    load, rng, sent = LOADS["plates"], random.Random(5), {}
+    topic = topics.device_topic(DeviceKind.CAMERA, checkpoint, MessageKind.PLATE_READ)
+    for seq, plate in enumerate(plates):
+        sent[plate] = time.monotonic()
+        client.publish(topic, event(load, checkpoint, seq, rng, plate), qos=1)
+        time.sleep(every_s)
+    deadline = time.monotonic() + 30
+    while len(arrived) < len(plates) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    client.disconnect()
+    client.loop_stop()
+    latencies = [arrived[p] - t for p, t in sent.items() if p in arrived]
+    print(json.dumps({"latencies": latencies, "lost": len(plates) - len(latencies)}), flush=True)
+
+
 # ---------------------------------------------------------------- measuring
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its live descendants (the worker's image process)."""
@@ -161,26 +233,25 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-async def _in_kafka(settings: Settings) -> int:
-    """Readings in Kafka: ingest's output."""
+async def _in_kafka(settings: Settings, load: Load) -> int:
+    """The load's events in Kafka: ingest's output."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None)
     await consumer.start()
     try:
-        parts = [TopicPartition(topics.KAFKA_TOPICS[MessageKind.GAS_READING], p) for p in range(settings.kafka.partitions)]
+        parts = [TopicPartition(topics.KAFKA_TOPICS[load.message], p) for p in range(settings.kafka.partitions)]
         return sum((await consumer.end_offsets(parts)).values())
     finally:
         await consumer.stop()
 
 
-def in_influxdb(settings: Settings, start: datetime, end: datetime) -> int:
-    """The load generator's readings stamped between ``start`` and ``end`` that are in InfluxDB."""
+def in_influxdb(settings: Settings, load: Load, start: datetime, end: datetime) -> int:
+    """The load's events stamped between ``start`` and ``end`` whose points are in InfluxDB."""
     import urllib.parse
     import urllib.request
 
-    q = (f"SELECT count(value) FROM gas WHERE sensor_id =~ /^{GAS}-/ AND time >= '{start.isoformat()}' "
-         f"AND time <= '{end.isoformat()}'")
+    q = f"{load.influx_count} AND time >= '{start.isoformat()}' AND time <= '{end.isoformat()}'"
     url = f"http://127.0.0.1:{settings.services.influxdb_port}/query?" + urllib.parse.urlencode(
         {"db": settings.influx.bucket, "q": q})
     with urllib.request.urlopen(url, timeout=30) as resp:
@@ -194,13 +265,15 @@ class Point(msgspec.Struct):
 
 
 class MetricRecords:
-    """The worker's gas metric points (one per processed reading: the worker's output) as they
-    arrive, from a consumer in its own thread: their count is what the worker has processed, gaps in
-    their arrival times are processing pauses (the worker sends its points at least every 0.2 s)."""
+    """The worker's metric points (one ``gas`` point per processed reading, one ``plate_reads`` point
+    per processed plate read: the worker's output) as they arrive, from a consumer in its own thread:
+    their count is what the worker has processed, gaps in their arrival times are processing pauses
+    (the worker sends its points at least every 0.2 s)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings, self.times, self.stop = settings, [], threading.Event()
-        self.points = 0
+        self.settings, self.stop = settings, threading.Event()
+        self.times: dict[str, list[float]] = {"gas": [], "plate_reads": []}
+        self.points: dict[str, int] = dict.fromkeys(self.times, 0)
         self.ready = threading.Event()
         self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
         self.thread.start()
@@ -220,19 +293,16 @@ class MetricRecords:
                 now = time.monotonic()
                 for records in batch.values():
                     for r in records:
-                        gas = sum(p.measurement == "gas" for p in decode(r.value))
-                        if gas:
-                            self.points += gas
-                            self.times.append(now)
+                        for measurement in self.times:
+                            n = sum(p.measurement == measurement for p in decode(r.value))
+                            if n:
+                                self.points[measurement] += n
+                                self.times[measurement].append(now)
         finally:
             await consumer.stop()
 
-    @property
-    def count(self) -> int:
-        return self.points
-
-    def longest_gap(self, since: float, until: float) -> float:
-        ts = [since] + [t for t in self.times if since <= t <= until] + [until]
+    def longest_gap(self, since: float, until: float, measurement: str = "gas") -> float:
+        ts = [since] + [t for t in self.times[measurement] if since <= t <= until] + [until]
         return max(b - a for a, b in zip(ts, ts[1:]))
 
     def close(self) -> None:
@@ -272,6 +342,7 @@ class Bench:
     settings: Settings
     env: dict[str, str]
     sensors: int
+    checkpoints: int = 0
     procs: dict[str, PipelineProcess] = field(default_factory=dict)
     servers: list = field(default_factory=list)
     records: MetricRecords | None = None
@@ -283,37 +354,40 @@ class Bench:
                 out[s.name] = pid
         return out
 
-    def positions(self) -> dict[str, int]:
+    def positions(self, load: Load) -> dict[str, int]:
         assert self.records is not None
-        return {"ingest": asyncio.run(_in_kafka(self.settings)), "worker": self.records.count}
+        return {"ingest": asyncio.run(_in_kafka(self.settings, load)), "worker": self.records.points[load.measurement]}
 
-    def offer(self, rate: float, seconds: float, seed: int) -> Step:
-        """Offer ``rate`` readings/s for ``seconds``; measure every stage up to GRACE_S after."""
+    def devices(self, load: Load) -> int:
+        return self.sensors if load.kind == "gas" else self.checkpoints
+
+    def offer(self, rate: float, seconds: float, seed: int, load: Load = LOADS["gas"]) -> Step:
+        """Offer ``rate`` events/s for ``seconds``; measure every stage up to GRACE_S after."""
         n = max(1, math.ceil(rate / PER_GENERATOR))
-        before, pids = self.positions(), self.pids()
+        before, pids = self.positions(load), self.pids()
         cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        share = self.sensors // n
+        share = self.devices(load) // n
         started = datetime.now(UTC)
-        gens = [child("generate", self.settings.mqtt.port, rate / n, seconds, k * share, share, seed * 100 + k)
-                for k in range(n)]
+        gens = [child("generate", load.kind, self.settings.mqtt.port, rate / n, seconds, k * share, share,
+                      seed * 100 + k) for k in range(n)]
         results = [result_of(g) for g in gens]
         published = sum(r["published"] for r in results)
         took = max(r["seconds"] for r in results)
         deadline = time.monotonic() + GRACE_S
         while True:
-            now = {k: v - before[k] for k, v in self.positions().items()}
+            now = {k: v - before[k] for k, v in self.positions(load).items()}
             if min(now["ingest"], now["worker"]) >= published or time.monotonic() > deadline:
                 break
             time.sleep(0.25)
         cpu = {name: (cpu_seconds(pid) - cpu0[name]) / max(published, 1) for name, pid in pids.items()}
-        now["metrics"] = in_influxdb(self.settings, started, datetime.now(UTC))
-        drained = self.wait_drained(published, before, 180)
+        now["metrics"] = in_influxdb(self.settings, load, started, datetime.now(UTC))
+        drained = self.wait_drained(load, published, before, 180)
         return Step(rate, published, took, now, cpu, drained)
 
-    def wait_drained(self, published: int, before: dict[str, int], timeout: float) -> bool:
+    def wait_drained(self, load: Load, published: int, before: dict[str, int], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            now = self.positions()
+            now = self.positions(load)
             if min(now["ingest"] - before["ingest"], now["worker"] - before["worker"]) >= published:
                 return True
             time.sleep(0.5)
@@ -329,12 +403,15 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
 
 
-def write_registry(path: Path, sensors: int, alarm_sensors: list[str]) -> None:
+def write_registry(path: Path, sensors: int, alarm_sensors: list[str], checkpoints: int, probes: int) -> None:
     import yaml
 
     devices = [{"id": f"{GAS}-{i:05d}", "kind": "gas", "interval_s": 3600, "site": f"site-{i // 20}",
                 "district": f"d{i % 16}"} for i in range(sensors)]
     devices += [{"id": s, "kind": "gas", "interval_s": 3600, "site": f"alarm-{s}"} for s in alarm_sensors]
+    devices += [{"id": LOADS["plates"].device_id(i), "kind": "camera", "district": f"d{i % 16}"}
+                for i in range(checkpoints)]
+    devices += [{"id": f"{PROBE_CP}-{r}", "kind": "camera"} for r in range(probes + 1)]
     path.write_text(yaml.safe_dump({"devices": devices}))
 
 
@@ -345,13 +422,20 @@ def main() -> None:
     parser.add_argument("--step-s", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--alarms", type=int, default=40, help="alarms per latency run")
-    parser.add_argument("--parts", default="rates,latency,rebalance", help="what to measure (comma-separated)")
+    parser.add_argument("--parts", default="rates,latency,rebalance,plates", help="what to measure (comma-separated)")
+    parser.add_argument("--checkpoints", type=int, default=500)
+    parser.add_argument("--watchlist", type=int, default=1_000_000, help="vehicle entries on the list")
+    parser.add_argument("--plate-rates", default="500,1000,2000,3000")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.role == "generate":
-        port, rate, seconds, first, count, seed = args.args
-        generate(int(port), float(rate), float(seconds), int(first), int(count), int(seed))
+        kind, port, rate, seconds, first, count, seed = args.args
+        generate(kind, int(port), float(rate), float(seconds), int(first), int(count), int(seed))
+        return
+    if args.role == "hits":
+        port, every_s, checkpoint, *plates = args.args
+        probe_hits(int(port), plates, float(every_s), checkpoint)
         return
     if args.role == "latency":
         port, alarms, every_s, prefix = args.args
@@ -369,12 +453,12 @@ def main() -> None:
     alarm_sensors = [f"{p}-{i:03d}" for p in alarm_prefixes for i in range(args.alarms)]
     registry = run_dir / "registry.yaml"
     run_dir.mkdir(exist_ok=True)
-    write_registry(registry, args.sensors, alarm_sensors)
+    write_registry(registry, args.sensors, alarm_sensors, args.checkpoints, args.repeat)
     env = services.isolated_env(run_dir) | {"SAFECITY_LOG_LEVEL": "INFO", "SAFECITY_REGISTRY": str(registry),
                                             "SAFECITY_WORKER__DATA_DIR": str(run_dir / "worker")}
     os.environ.update(env)
     settings = Settings()
-    bench = Bench(settings, env, args.sensors)
+    bench = Bench(settings, env, args.sensors, args.checkpoints)
     bench.servers = services.start_all(settings)
     asyncio.run(ensure_topics(settings.kafka))
     print(f"# pipeline bench: {args.sensors} gas sensors, {os.cpu_count()} cores, steps of {args.step_s:.0f} s, "
@@ -420,6 +504,8 @@ def main() -> None:
             latency(settings, args, half, alarm_prefixes)
         if "rebalance" in parts:
             rebalance(bench, run_dir, args, half)
+        if "plates" in parts:
+            plates(bench, run_dir, args)
     finally:
         if bench.records is not None:
             bench.records.close()
@@ -435,7 +521,7 @@ def latency(settings: Settings, args: argparse.Namespace, half: float, alarm_pre
     lost = 0
     for r in range(len(alarm_prefixes)):
         seconds = args.alarms * 0.5 + 5
-        gens = [child("generate", settings.mqtt.port, half, seconds, 0, args.sensors, 900 + r)]
+        gens = [child("generate", "gas", settings.mqtt.port, half, seconds, 0, args.sensors, 900 + r)]
         time.sleep(2)
         probe = child("latency", settings.mqtt.port, args.alarms, 0.5, alarm_prefixes[r])
         got = result_of(probe)
@@ -454,7 +540,7 @@ def rebalance(bench: Bench, run_dir: Path, args: argparse.Namespace, half: float
     settings, env, records = bench.settings, bench.env, bench.records
     joins, leaves = [], []
     for r in range(args.repeat):
-        gen = child("generate", settings.mqtt.port, half, 75, 0, args.sensors, 700 + r)
+        gen = child("generate", "gas", settings.mqtt.port, half, 75, 0, args.sensors, 700 + r)
         time.sleep(10)
         second = PipelineProcess(["worker"], env | {
             "SAFECITY_WORKER__DATA_DIR": str(run_dir / f"worker-2-{r}")},
@@ -470,6 +556,90 @@ def rebalance(bench: Bench, run_dir: Path, args: argparse.Namespace, half: float
         result_of(gen)
     print(f"\nrebalance at {half:,.0f} readings/s, longest time without a processed reading, s: "
           f"worker joins {spread(joins, '{:.1f}')}; worker leaves {spread(leaves, '{:.1f}')}")
+
+
+def listed_plates(n: int, seed: int) -> list[str]:
+    """``n`` distinct new-energy plates (a six-character serial: D or F, then five digits)."""
+    rng, out = random.Random(seed), set()
+    while len(out) < n:
+        out.add(rng.choice("京沪粤苏浙鲁川鄂湘豫") + rng.choice("ABCDEFGHJK") + rng.choice("DF") + f"{rng.randrange(100000):05d}")
+    return sorted(out)
+
+
+def import_list(env: dict[str, str], path: Path, plates: list[str], category: str) -> float:
+    """Write the list and import it with the CLI (as an operator would); the seconds it took."""
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write("entry_id,plate,category,priority,valid_from,valid_until\n")
+        for i, plate in enumerate(plates):
+            fh.write(f"v{i},{plate},{category},2,,\n")
+    t = time.monotonic()
+    subprocess.run([sys.executable, "-m", "safecity.cli", "watchlist", "import", str(path), "--kind", "vehicles",
+                    "--by", "bench"], env=env, cwd=ROOT, check=True, capture_output=True)
+    return time.monotonic() - t
+
+
+def plates(bench: Bench, run_dir: Path, args: argparse.Namespace) -> None:
+    """Plate reads against a ``--watchlist``-entry list: import, sustained rate, hit latency, and the
+    longest pause in live matching while the whole list is re-imported with every entry changed."""
+    settings, env, load = bench.settings, bench.env, LOADS["plates"]
+    listed = listed_plates(args.watchlist, seed=11)
+    took = import_list(env, run_dir / "vehicles.csv", listed, "stolen-vehicle")
+    print(f"\nwatch list: {len(listed):,} vehicles imported in {took:.0f} s", flush=True)
+    t, k = time.monotonic(), 0
+    while True:  # live matching works once the worker's replica holds the list
+        probe = child("hits", settings.mqtt.port, 0, f"{PROBE_CP}-{args.repeat}", listed[k])
+        if not result_of(probe)["lost"]:
+            break
+        k += 1
+        if time.monotonic() - t > 900:
+            raise SystemExit("the worker never matched a listed plate")
+    print(f"the worker matched a listed plate {time.monotonic() - t:.0f} s after the import", flush=True)
+
+    sustained = 0.0
+    for rate in (float(r) for r in args.plate_rates.split(",")):
+        runs = [bench.offer(rate, args.step_s, seed=int(rate) + 50 + k, load=load) for k in range(args.repeat)]
+        kept = sum(all(s.kept_up(st) for st in ("ingest", "worker")) for s in runs)
+        print(f"plate reads offered {rate:,.0f}/s: published {spread([s.published / s.seconds for s in runs])}/s; "
+              + "; ".join(f"{st} {spread([s.stage_rate(st) for s in runs])}/s" for st in ("ingest", "worker",
+                                                                                        "metrics"))
+              + f"; kept up in {kept} of {len(runs)}", flush=True)
+        if kept * 2 > len(runs):
+            sustained = rate
+        else:
+            break
+    if not sustained:
+        return
+    print(f"sustained plate reads end to end against {len(listed):,} entries: {sustained:,.0f}/s", flush=True)
+    half = sustained / 2
+    p = {q: [] for q in (0.5, 0.95, 0.99)}
+    lost = 0
+    for r in range(args.repeat):
+        gen = child("generate", "plates", settings.mqtt.port, half, args.alarms * 0.5 + 5, 0, args.checkpoints, 300 + r)
+        time.sleep(2)
+        mine = listed[100 + r * args.alarms: 100 + (r + 1) * args.alarms]
+        got = result_of(child("hits", settings.mqtt.port, 0.5, f"{PROBE_CP}-{r}", *mine))
+        result_of(gen)
+        lost += got["lost"]
+        for q in p:
+            p[q].append(percentile(got["latencies"], q) * 1000)
+    print(f"watch-list hit latency at {half:,.0f} plate reads/s (publish -> alert on MQTT), ms, {args.alarms} hits "
+          f"per run, {lost} never arrived:")
+    print("  " + "; ".join(f"p{round(q * 100)} {spread(v, '{:.0f}')}" for q, v in p.items()), flush=True)
+
+    pauses, imports = [], []
+    for r in range(args.repeat):
+        gen = child("generate", "plates", settings.mqtt.port, half, 240, 0, args.checkpoints, 400 + r)
+        time.sleep(5)
+        started = time.monotonic()
+        imports.append(import_list(env, run_dir / f"vehicles-{r}.csv", listed,
+                                   "wanted-vehicle" if r % 2 == 0 else "stolen-vehicle"))  # every entry changed
+        time.sleep(30)
+        pauses.append(bench.records.longest_gap(started, time.monotonic(), "plate_reads"))
+        gen.kill()
+        gen.wait()
+    print(f"re-importing all {len(listed):,} entries (each changed) at {half:,.0f} plate reads/s: import "
+          f"{spread(imports, '{:.0f}')} s; longest time without a processed plate read from its start to 30 s after "
+          f"{spread(pauses, '{:.1f}')} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -61,10 +61,11 @@ class VehicleIndex:
     """Exact plate, OCR skeleton (all but the province) and one-position-blanked skeletons, each a
     HashIndex; candidates are verified against the entry itself, so a hash collision never matches."""
 
-    def __init__(self, entries: Iterable[VehicleEntry] = (), threshold: float = ALERT_THRESHOLD) -> None:
-        self.threshold = threshold
+    def __init__(self, entries: Iterable[VehicleEntry] = (), threshold: float = ALERT_THRESHOLD,
+                 index: type = HashIndex) -> None:
+        self.threshold, self.index = threshold, index  # index: HashIndex, or DictIndex (the benchmark's baseline)
         self.entries: EntryStore[VehicleEntry] = EntryStore()
-        self.by_plate, self.by_rest, self.by_gap = HashIndex(), HashIndex(), HashIndex()
+        self.by_plate, self.by_rest, self.by_gap = index(), index(), index()
         self._bulk(list(entries))
 
     def __len__(self) -> int:
@@ -105,7 +106,7 @@ class VehicleIndex:
         if self.entries.needs_reclaim():  # ... until the dead outnumber the living: rebuild
             live = self.entries.live()
             self.entries = EntryStore()
-            self.by_plate, self.by_rest, self.by_gap = HashIndex(), HashIndex(), HashIndex()
+            self.by_plate, self.by_rest, self.by_gap = self.index(), self.index(), self.index()
             self._bulk(live)
 
     def match(self, read: str, at: datetime | None = None) -> list[WatchlistMatch]:
@@ -174,13 +175,14 @@ def pinyin_key(name: str) -> str:
 
 
 class PersonIndex:
-    def __init__(self, entries: Iterable[PersonEntry] = (), threshold: float = ALERT_THRESHOLD) -> None:
-        self.threshold = threshold
+    def __init__(self, entries: Iterable[PersonEntry] = (), threshold: float = ALERT_THRESHOLD,
+                 index: type = HashIndex) -> None:
+        self.threshold, self.index = threshold, index  # index: HashIndex, or DictIndex (the benchmark's baseline)
         self._bulk(list(entries))
 
     def _bulk(self, entries: list[PersonEntry]) -> None:
         self.entries: EntryStore[PersonEntry] = EntryStore()
-        self.by_id, self.by_name, self.by_pinyin = HashIndex(), HashIndex(), HashIndex()
+        self.by_id, self.by_name, self.by_pinyin = self.index(), self.index(), self.index()
         latest = {e.entry_id: e for e in entries}
         keys = {w: (array("q"), array("i")) for w in ("id", "name", "pinyin")}
         for entry in latest.values():

@@ -188,3 +188,14 @@ def test_removed_and_replaced_entries_are_reclaimed():
         people.remove(f"p-{n}")
     assert people.entries.holes <= hashindex.RECLAIM_MIN and len(people) == 1_000
     assert [m.entry_id for m in people.match(id_number="ID00011500") if m.kind == "exact"] == ["p-11500"]
+
+
+@given(st.sampled_from(["京A8B123", "京A88123", "A8B123", "粤BD12345", "粤B012345", "京A8B124", "沪A12345",
+                        "京A8B12X", "鲁C12345"]))
+def test_the_benchmarks_dict_baseline_finds_exactly_what_the_index_finds(read):
+    """bench.watchlist_bench compares the compact index with a plain dict of the same keys: the same
+    work, so the same matches."""
+    from processors.rules.hashindex import DictIndex
+
+    entries = wl.parse_vehicles(VEHICLES)
+    assert wl.VehicleIndex(entries, index=DictIndex).match(read, NOW) == wl.VehicleIndex(entries).match(read, NOW)
