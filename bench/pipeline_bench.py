@@ -434,8 +434,8 @@ def main() -> None:
         generate(kind, int(port), float(rate), float(seconds), int(first), int(count), int(seed))
         return
     if args.role == "hits":
-        port, every_s, checkpoint, *plates = args.args
-        probe_hits(int(port), plates, float(every_s), checkpoint)
+        port, every_s, checkpoint, *listed = args.args
+        probe_hits(int(port), listed, float(every_s), checkpoint)
         return
     if args.role == "latency":
         port, alarms, every_s, prefix = args.args
@@ -505,7 +505,7 @@ def main() -> None:
         if "rebalance" in parts:
             rebalance(bench, run_dir, args, half)
         if "plates" in parts:
-            plates(bench, run_dir, args)
+            measure_plates(bench, run_dir, args)
     finally:
         if bench.records is not None:
             bench.records.close()
@@ -578,7 +578,7 @@ def import_list(env: dict[str, str], path: Path, plates: list[str], category: st
     return time.monotonic() - t
 
 
-def plates(bench: Bench, run_dir: Path, args: argparse.Namespace) -> None:
+def measure_plates(bench: Bench, run_dir: Path, args: argparse.Namespace) -> None:
     """Plate reads against a ``--watchlist``-entry list: import, sustained rate, hit latency, and the
     longest pause in live matching while the whole list is re-imported with every entry changed."""
     settings, env, load = bench.settings, bench.env, LOADS["plates"]
