@@ -474,36 +474,13 @@ def main() -> None:
         ceilings = [baseline(settings, payloads(20000, "bench-base")) for _ in range(args.repeat)]
         print(f"ceiling: plain MQTT QoS 1, publisher -> Mosquitto -> subscriber: {spread(ceilings)} msg/s", flush=True)
 
-        steps: dict[float, list[Step]] = {}
-        sustained = 0.0
-        for rate in (float(r) for r in args.rates.split(",")):
-            runs = [bench.offer(rate, args.step_s, seed=int(rate) + k) for k in range(args.repeat)]
-            steps[rate] = runs
-            kept = sum(all(s.kept_up(st) for st in ("ingest", "worker")) for s in runs)
-            print(f"offered {rate:,.0f}/s: published {spread([s.published / s.seconds for s in runs])}/s; "
-                  + "; ".join(f"{st} {spread([s.stage_rate(st) for s in runs])}/s" for st in ("ingest", "worker",
-                                                                                            "metrics"))
-                  + f"; kept up in {kept} of {len(runs)}", flush=True)
-            if kept * 2 > len(runs):
-                sustained = rate
-            else:
-                break
-        if not sustained:
-            raise SystemExit("the pipeline kept up with none of the offered rates")
-        at = steps[sustained]
-        print(f"\nsustained end to end: {sustained:,.0f} readings/s "
-              f"(ratio to the MQTT ceiling {sustained / statistics.median(ceilings):.2f})")
-        print("CPU per reading at that rate, ms (median of runs, range):")
-        for name in at[0].cpu:
-            print(f"  {name:10s} {spread([s.cpu[name] * 1000 for s in at], '{:.3f}')}")
-        print(f"  {'total':10s} {spread([sum(s.cpu.values()) * 1000 for s in at], '{:.3f}')}", flush=True)
-
-        half = sustained / 2
         parts = set(args.parts.split(","))
-        if "latency" in parts:
-            latency(settings, args, half, alarm_prefixes)
-        if "rebalance" in parts:
-            rebalance(bench, run_dir, args, half)
+        if parts & {"rates", "latency", "rebalance"}:
+            half = gas_rates(bench, args, ceilings) / 2
+            if "latency" in parts:
+                latency(settings, args, half, alarm_prefixes)
+            if "rebalance" in parts:
+                rebalance(bench, run_dir, args, half)
         if "plates" in parts:
             measure_plates(bench, run_dir, args)
     finally:
@@ -513,6 +490,34 @@ def main() -> None:
             proc.stop()
         for server in reversed(bench.servers):
             server.stop()
+
+
+def gas_rates(bench: Bench, args: argparse.Namespace, ceilings: list[float]) -> float:
+    """Rising rates of gas readings; the sustained rate, with CPU per reading there."""
+    steps: dict[float, list[Step]] = {}
+    sustained = 0.0
+    for rate in (float(r) for r in args.rates.split(",")):
+        runs = [bench.offer(rate, args.step_s, seed=int(rate) + k) for k in range(args.repeat)]
+        steps[rate] = runs
+        kept = sum(all(s.kept_up(st) for st in ("ingest", "worker")) for s in runs)
+        print(f"offered {rate:,.0f}/s: published {spread([s.published / s.seconds for s in runs])}/s; "
+              + "; ".join(f"{st} {spread([s.stage_rate(st) for s in runs])}/s" for st in ("ingest", "worker",
+                                                                                        "metrics"))
+              + f"; kept up in {kept} of {len(runs)}", flush=True)
+        if kept * 2 > len(runs):
+            sustained = rate
+        else:
+            break
+    if not sustained:
+        raise SystemExit("the pipeline kept up with none of the offered rates")
+    at = steps[sustained]
+    print(f"\nsustained end to end: {sustained:,.0f} readings/s "
+          f"(ratio to the MQTT ceiling {sustained / statistics.median(ceilings):.2f})")
+    print("CPU per reading at that rate, ms (median of runs, range):")
+    for name in at[0].cpu:
+        print(f"  {name:10s} {spread([s.cpu[name] * 1000 for s in at], '{:.3f}')}")
+    print(f"  {'total':10s} {spread([sum(s.cpu.values()) * 1000 for s in at], '{:.3f}')}", flush=True)
+    return sustained
 
 
 def latency(settings: Settings, args: argparse.Namespace, half: float, alarm_prefixes: list[str]) -> None:
@@ -595,7 +600,7 @@ def measure_plates(bench: Bench, run_dir: Path, args: argparse.Namespace) -> Non
             raise SystemExit("the worker never matched a listed plate")
     print(f"the worker matched a listed plate {time.monotonic() - t:.0f} s after the import", flush=True)
 
-    sustained = 0.0
+    sustained, at = 0.0, []
     for rate in (float(r) for r in args.plate_rates.split(",")):
         runs = [bench.offer(rate, args.step_s, seed=int(rate) + 50 + k, load=load) for k in range(args.repeat)]
         kept = sum(all(s.kept_up(st) for st in ("ingest", "worker")) for s in runs)
@@ -604,12 +609,14 @@ def measure_plates(bench: Bench, run_dir: Path, args: argparse.Namespace) -> Non
                                                                                         "metrics"))
               + f"; kept up in {kept} of {len(runs)}", flush=True)
         if kept * 2 > len(runs):
-            sustained = rate
+            sustained, at = rate, runs
         else:
             break
     if not sustained:
         return
-    print(f"sustained plate reads end to end against {len(listed):,} entries: {sustained:,.0f}/s", flush=True)
+    print(f"sustained plate reads end to end against {len(listed):,} entries: {sustained:,.0f}/s; CPU per read, "
+          f"all processes: {spread([sum(s.cpu.values()) * 1000 for s in at], '{:.3f}')} ms (worker "
+          f"{spread([s.cpu['worker'] * 1000 for s in at], '{:.3f}')} ms)", flush=True)
     half = sustained / 2
     p = {q: [] for q in (0.5, 0.95, 0.99)}
     lost = 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import faust
@@ -43,6 +44,89 @@ class Watchlists:
                 yield m, subject
 
 
+class RetroHunter:
+    """New or changed entries are hunted for in the events of the last ``retro_hours``, merged per
+    import: entries are gathered until the list topics are quiet for a second (or ``MAX_ENTRIES``
+    wait), then one hunt streams the look-back window once for all of them, matching on a thread.
+
+    It has its own Kafka consumer (group ``<app id>-retro``), outside Faust's: an agent busy with a
+    long hunt fills its stream buffer and Faust then stops delivering every topic of the worker, so
+    a million-entry import used to stall plate reads (and gas readings) for as long as its thousand
+    hunts took. Offsets are committed after the hunt and its alerts are sent (at least once: a hunt
+    cut short is run again; its alerts are recognised as replays by the alert service). Entries
+    hunted again after a restart find nothing new: events that arrived after an entry was listed
+    were matched live and are skipped."""
+
+    MAX_ENTRIES = 200_000
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.types = {topics.KAFKA_WATCHLIST_VEHICLES: (VehicleEntry, MessageKind.PLATE_READ),
+                      topics.KAFKA_WATCHLIST_PERSONS: (PersonEntry, MessageKind.REGISTRATION)}
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - hunting must outlive a broker hiccup
+                logger.exception("retro-hunter failed; restarting in 2 s")
+                await asyncio.sleep(2)
+
+    async def _follow(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        s = self.ctx.settings
+        consumer = AIOKafkaConsumer(*self.types, bootstrap_servers=s.kafka.bootstrap,
+                                    group_id=f"{s.worker.app_id}-retro", enable_auto_commit=False,
+                                    auto_offset_reset="earliest", max_poll_interval_ms=3_600_000)
+        await consumer.start()
+        try:
+            pending: dict[str, list] = {t: [] for t in self.types}
+            uncommitted = False
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+                uncommitted = uncommitted or bool(batch)
+                for tp, records in batch.items():
+                    entry_type = self.types[tp.topic][0]
+                    for r in records:
+                        if r.value is None:
+                            continue  # a deletion
+                        try:
+                            pending[tp.topic].append(schemas.decode_as(entry_type, r.value))
+                        except SchemaError as exc:
+                            logger.error("unreadable watch-list entry (%s); skipped", exc.code)
+                waiting = sum(map(len, pending.values()))
+                if batch and waiting < self.MAX_ENTRIES:
+                    continue  # an import is still arriving
+                for topic, entries in pending.items():
+                    if entries:
+                        await self.hunt(entries, self.types[topic][1])
+                        entries.clear()
+                if uncommitted:
+                    await consumer.commit()
+                    uncommitted = False
+        finally:
+            await consumer.stop()
+
+    async def hunt(self, entries: list, kind: MessageKind) -> None:
+        ws = self.ctx.settings.watchlist
+        if ws.retro_hours <= 0:
+            return
+        started = time.monotonic()
+        # the window is streamed in chunks, each matched on a thread: never held in memory, and the
+        # event loop (gas alarms, live matching) keeps running meanwhile
+        hunt = await asyncio.to_thread(retro.Hunt, entries, kind)
+        async for chunk in stream_recent(self.ctx.settings.kafka, topics.KAFKA_TOPICS[kind],
+                                         lookback_start(ws.retro_hours)):
+            await asyncio.to_thread(hunt.feed, [value for _, value in chunk])
+        hits = hunt.alerts()
+        logger.info("retro-hunt: %d entries against %d recent events in %.1f s: %d hits", len(entries), hunt.events,
+                    time.monotonic() - started, len(hits))
+        await self.ctx.send_alerts(hits)
+
+
 def register(ctx: Context) -> Watchlists:
     app, wl, ws = ctx.app, Watchlists(ctx), ctx.settings.watchlist
 
@@ -50,27 +134,11 @@ def register(ctx: Context) -> Watchlists:
     async def load_watchlists() -> None:
         await wl.replica.run()
 
-    async def retro_hunt(batch: list, entry_type: type, kind: MessageKind) -> None:
-        """New or changed entries are hunted for in the events of the last ``retro_hours``."""
-        entries = []
-        for raw in batch:
-            if raw is None:
-                continue  # a deletion
-            try:
-                entries.append(schemas.decode_as(entry_type, raw))
-            except SchemaError as exc:
-                logger.error("unreadable watch-list entry (%s); skipped", exc.code)
-        if not entries or ws.retro_hours <= 0:
-            return
-        # streamed in chunks, each matched on a thread: the window is never held in memory, and the
-        # event loop (gas alarms, live matching) keeps running meanwhile
-        hunt = retro.Hunt(entries, kind)
-        async for chunk in stream_recent(ctx.settings.kafka, topics.KAFKA_TOPICS[kind],
-                                         lookback_start(ws.retro_hours)):
-            await asyncio.to_thread(hunt.feed, [value for _, value in chunk])
-        hits = hunt.alerts()
-        logger.info("retro-hunt: %d entries against %d recent events: %d hits", len(entries), hunt.events, len(hits))
-        await ctx.send_alerts(hits)
+    hunter = RetroHunter(ctx)
+
+    @app.task
+    async def retro_hunts() -> None:
+        await hunter.run()
 
     # Cooldown entries expire: a timer finds the ones whose cooldown ended more than cooldown_keep_s
     # ago and sends each to its place's partition, where the agent that owns it drops it.
@@ -91,15 +159,5 @@ def register(ctx: Context) -> Watchlists:
         async for key in stream:
             if expired(wl.cooldown_table.get(key)):
                 del wl.cooldown_table[key]
-
-    @app.agent(ctx.topic(topics.KAFKA_WATCHLIST_VEHICLES), name="watchlist-vehicles")
-    async def retro_vehicles(stream: faust.StreamT) -> None:
-        async for batch in stream.take(1000, within=2):
-            await retro_hunt(batch, VehicleEntry, MessageKind.PLATE_READ)
-
-    @app.agent(ctx.topic(topics.KAFKA_WATCHLIST_PERSONS), name="watchlist-persons")
-    async def retro_persons(stream: faust.StreamT) -> None:
-        async for batch in stream.take(1000, within=2):
-            await retro_hunt(batch, PersonEntry, MessageKind.REGISTRATION)
 
     return wl
