@@ -1,6 +1,7 @@
 """The whole pipeline's cost per event, on the real servers, against the plain Mosquitto ceiling.
 
     python -m bench.pipeline_bench [--sensors 20000] [--rates 500,1000,2000,4000] [--step-s 10] [--repeat 3]
+                                   [--watchlist 1000000] [--plate-rates 500,1000,2000,3000] [--parts ...]
 
 Starts its own Mosquitto, Kafka and InfluxDB on free loopback ports, and the real ingest, worker,
 alert service and metrics writer (SQLite alert store), all stopped by PID at the end. A load
@@ -21,6 +22,13 @@ then it prints, each figure the median of ``--repeat`` runs with its range (min-
   it to the alert on MQTT (published by the alert service); p50, p95, p99 per run.
 - **Rebalance pause**: at half load a second worker joins, later leaves; the longest time without
   a processed reading (the worker's metric records) after each.
+- **Plate reads against a ``--watchlist``-entry list** (default 1,000,000 new-energy plates; the
+  load's plates are ordinary ones, never listed): the import's time, the sustained rate per stage
+  with CPU per read, watch-list hit latency at half that rate (a probe reads listed plates at a
+  checkpoint of its own), and the longest pause in live matching while the whole list is imported
+  again with every entry changed.
+
+``--parts`` picks what to run (``rates,latency,rebalance,plates``; latency and rebalance need rates).
 """
 
 from __future__ import annotations
