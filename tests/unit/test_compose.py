@@ -33,3 +33,13 @@ def test_device_acl_confines_each_device_to_its_own_topics():
     acl = (ROOT / "deploy" / "mosquitto" / "acl").read_text()
     patterns = [line.split()[2] for line in acl.splitlines() if line.startswith("pattern write")]
     assert patterns and all("/%u/" in p for p in patterns)
+
+
+def test_kafka_keeps_its_logs_on_its_volume():
+    """The audit trail, the watch lists and every changelog live in Kafka's log directories: they must
+    be on the mounted volume, not at the image's default under /tmp (gone when the container is
+    recreated)."""
+    kafka = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["kafka"]
+    mounted = {v.split(":")[1] for v in kafka["volumes"] if not v.startswith((".", "/"))}
+    log_dirs = kafka["environment"]["KAFKA_LOG_DIRS"].split(",")
+    assert log_dirs and all(any(d == m or d.startswith(m + "/") for m in mounted) for d in log_dirs)
