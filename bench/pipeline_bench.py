@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,25 +143,41 @@ def generate(kind: str, port: int, rate: float, seconds: float, first: int, coun
     print(json.dumps({"published": sent, "acked": acked[0], "seconds": took}), flush=True)
 
 
+class AlertWatch:
+    """A probe's subscription to alerts on MQTT: the first arrival of each, by a key taken from it."""
+
+    def __init__(self, port: int, topic_filter: str, key: Callable[[mqtt.MQTTMessage], str]) -> None:
+        self.arrived: dict[str, float] = {}
+        subscribed = threading.Event()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-probe-{os.getpid()}")
+        self.client.max_inflight_messages_set(1000)
+
+        def on_message(c, u, m) -> None:
+            if m.payload and not m.retain:
+                self.arrived.setdefault(key(m), time.monotonic())
+
+        self.client.on_message = on_message
+        self.client.on_connect = lambda c, *a: c.subscribe(topic_filter, qos=1)
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        subscribed.wait(10)
+
+    def report(self, sent: dict[str, float]) -> None:
+        """Wait (up to 30 s) for an alert for every key sent; print the latencies and how many never came."""
+        deadline = time.monotonic() + 30
+        while not sent.keys() <= self.arrived.keys() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.client.disconnect()
+        self.client.loop_stop()
+        latencies = [self.arrived[k] - t for k, t in sent.items() if k in self.arrived]
+        print(json.dumps({"latencies": latencies, "lost": len(sent) - len(latencies)}), flush=True)
+
+
 def probe_latency(port: int, alarms: int, every_s: float, prefix: str) -> None:
-    """Raise ``alarms`` gas alarms, one every ``every_s``, each on its own sensor; print the latencies
-    (publish of the raising reading -> the alert on MQTT) and how many never arrived."""
-    arrived: dict[str, float] = {}
-    subscribed = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-probe-{os.getpid()}")
-    client.max_inflight_messages_set(1000)
-
-    def on_message(c, u, m) -> None:
-        if m.payload and not m.retain:
-            device = m.topic.split("/")[4]
-            arrived.setdefault(device, time.monotonic())
-
-    client.on_message = on_message
-    client.on_connect = lambda c, *a: c.subscribe(f"{topics.PREFIX}/alerts/gas-level-1/#", qos=1)
-    client.on_subscribe = lambda *a: subscribed.set()
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    subscribed.wait(10)
+    """Raise ``alarms`` gas alarms, one every ``every_s``, each on its own sensor; report the latency of
+    each (publish of the raising reading -> the alert on MQTT)."""
+    watch = AlertWatch(port, f"{topics.PREFIX}/alerts/gas-level-1/#", lambda m: m.topic.split("/")[4])
     sent: dict[str, float] = {}
     for i in range(alarms):
         sensor = f"{prefix}-{i:03d}"
@@ -173,47 +190,23 @@ def probe_latency(port: int, alarms: int, every_s: float, prefix: str) -> None:
             if k == 1:
                 time.sleep(0.05)
                 sent[sensor] = time.monotonic()
-            client.publish(topic, payload, qos=1)
+            watch.client.publish(topic, payload, qos=1)
         time.sleep(every_s)
-    deadline = time.monotonic() + 30
-    while len(arrived) < alarms and time.monotonic() < deadline:
-        time.sleep(0.05)
-    client.disconnect()
-    client.loop_stop()
-    latencies = [arrived[s] - t for s, t in sent.items() if s in arrived]
-    print(json.dumps({"latencies": latencies, "lost": alarms - len(latencies)}), flush=True)
+    watch.report(sent)
 
 
 def probe_hits(port: int, plates: list[str], every_s: float, checkpoint: str) -> None:
-    """Read each listed plate at ``checkpoint``, one every ``every_s``; print the latencies (publish of
-    the read -> the watch-list alert on MQTT) and how many never arrived."""
-    arrived: dict[str, float] = {}
-    subscribed = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-hits-{os.getpid()}")
-
-    def on_message(c, u, m) -> None:
-        if m.payload and not m.retain:
-            arrived.setdefault(json.loads(m.payload)["details"]["plate_read"], time.monotonic())
-
-    client.on_message = on_message
-    client.on_connect = lambda c, *a: c.subscribe(f"{topics.PREFIX}/alerts/watchlist-vehicle/{checkpoint}/#", qos=1)
-    client.on_subscribe = lambda *a: subscribed.set()
-    client.connect("127.0.0.1", port)
-    client.loop_start()
-    subscribed.wait(10)
+    """Read each listed plate at ``checkpoint``, one every ``every_s``; report the latency of each
+    (publish of the read -> the watch-list alert on MQTT)."""
+    watch = AlertWatch(port, f"{topics.PREFIX}/alerts/watchlist-vehicle/{checkpoint}/#",
+                       lambda m: json.loads(m.payload)["details"]["plate_read"])
     load, rng, sent = LOADS["plates"], random.Random(5), {}
     topic = topics.device_topic(DeviceKind.CAMERA, checkpoint, MessageKind.PLATE_READ)
     for seq, plate in enumerate(plates):
         sent[plate] = time.monotonic()
-        client.publish(topic, event(load, checkpoint, seq, rng, plate), qos=1)
+        watch.client.publish(topic, event(load, checkpoint, seq, rng, plate), qos=1)
         time.sleep(every_s)
-    deadline = time.monotonic() + 30
-    while len(arrived) < len(plates) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    client.disconnect()
-    client.loop_stop()
-    latencies = [arrived[p] - t for p, t in sent.items() if p in arrived]
-    print(json.dumps({"latencies": latencies, "lost": len(plates) - len(latencies)}), flush=True)
+    watch.report(sent)
 
 
 # ---------------------------------------------------------------- measuring
@@ -486,7 +479,8 @@ def main() -> None:
         if parts & {"rates", "latency", "rebalance"}:
             half = gas_rates(bench, args, ceilings) / 2
             if "latency" in parts:
-                latency(settings, args, half, alarm_prefixes)
+                timed_under_load(bench, args, "gas", half, 900, lambda r: [
+                    "latency", settings.mqtt.port, args.alarms, 0.5, alarm_prefixes[r]], "gas alert latency")
             if "rebalance" in parts:
                 rebalance(bench, run_dir, args, half)
         if "plates" in parts:
@@ -500,25 +494,29 @@ def main() -> None:
             server.stop()
 
 
-def gas_rates(bench: Bench, args: argparse.Namespace, ceilings: list[float]) -> float:
-    """Rising rates of gas readings; the sustained rate, with CPU per reading there."""
-    steps: dict[float, list[Step]] = {}
-    sustained = 0.0
-    for rate in (float(r) for r in args.rates.split(",")):
-        runs = [bench.offer(rate, args.step_s, seed=int(rate) + k) for k in range(args.repeat)]
-        steps[rate] = runs
+def ladder(bench: Bench, args: argparse.Namespace, rates: str, load: Load, seed: int,
+           label: str) -> tuple[float, list[Step]]:
+    """Offer each rate ``--repeat`` times, rising, until ingest and the worker no longer keep up in
+    most runs; the highest rate they kept up with, and its runs (0 and none if none)."""
+    sustained, at = 0.0, []
+    for rate in (float(r) for r in rates.split(",")):
+        runs = [bench.offer(rate, args.step_s, seed=int(rate) + seed + k, load=load) for k in range(args.repeat)]
         kept = sum(all(s.kept_up(st) for st in ("ingest", "worker")) for s in runs)
-        print(f"offered {rate:,.0f}/s: published {spread([s.published / s.seconds for s in runs])}/s; "
+        print(f"{label} offered {rate:,.0f}/s: published {spread([s.published / s.seconds for s in runs])}/s; "
               + "; ".join(f"{st} {spread([s.stage_rate(st) for s in runs])}/s" for st in ("ingest", "worker",
                                                                                         "metrics"))
               + f"; kept up in {kept} of {len(runs)}", flush=True)
-        if kept * 2 > len(runs):
-            sustained = rate
-        else:
+        if kept * 2 <= len(runs):
             break
+        sustained, at = rate, runs
+    return sustained, at
+
+
+def gas_rates(bench: Bench, args: argparse.Namespace, ceilings: list[float]) -> float:
+    """Rising rates of gas readings; the sustained rate, with CPU per reading there."""
+    sustained, at = ladder(bench, args, args.rates, LOADS["gas"], 0, "gas readings")
     if not sustained:
         raise SystemExit("the pipeline kept up with none of the offered rates")
-    at = steps[sustained]
     print(f"\nsustained end to end: {sustained:,.0f} readings/s "
           f"(ratio to the MQTT ceiling {sustained / statistics.median(ceilings):.2f})")
     print("CPU per reading at that rate, ms (median of runs, range):")
@@ -528,23 +526,24 @@ def gas_rates(bench: Bench, args: argparse.Namespace, ceilings: list[float]) -> 
     return sustained
 
 
-def latency(settings: Settings, args: argparse.Namespace, half: float, alarm_prefixes: list[str]) -> None:
-    """Gas alarms raised by a probe process while the generator offers ``half`` readings/s."""
-    p = {q: [] for q in (0.5, 0.95, 0.99)}
+def timed_under_load(bench: Bench, args: argparse.Namespace, kind: str, rate: float, seed: int,
+                     probe: Callable[[int], list], what: str) -> None:
+    """The generator offers ``rate`` events/s of ``kind`` while a probe process (``probe(r)``: its
+    role and arguments for run r) times its alerts; p50, p95 and p99 per run, median with range."""
+    settings = bench.settings
+    p: dict[float, list[float]] = {q: [] for q in (0.5, 0.95, 0.99)}
     lost = 0
-    for r in range(len(alarm_prefixes)):
-        seconds = args.alarms * 0.5 + 5
-        gens = [child("generate", "gas", settings.mqtt.port, half, seconds, 0, args.sensors, 900 + r)]
+    for r in range(args.repeat):
+        gen = child("generate", kind, settings.mqtt.port, rate, args.alarms * 0.5 + 5, 0,
+                    bench.devices(LOADS[kind]), seed + r)
         time.sleep(2)
-        probe = child("latency", settings.mqtt.port, args.alarms, 0.5, alarm_prefixes[r])
-        got = result_of(probe)
-        for g in gens:
-            result_of(g)
+        got = result_of(child(*probe(r)))
+        result_of(gen)
         lost += got["lost"]
         for q in p:
             p[q].append(percentile(got["latencies"], q) * 1000)
-    print(f"\ngas alert latency at {half:,.0f} readings/s (publish -> alert on MQTT), ms, "
-          f"{args.alarms} alarms per run, {lost} never arrived:")
+    print(f"\n{what} at {rate:,.0f} events/s (publish -> alert on MQTT), ms, {args.alarms} per run, "
+          f"{lost} never arrived:")
     print("  " + "; ".join(f"p{round(q * 100)} {spread(v, '{:.0f}')}" for q, v in p.items()), flush=True)
 
 
@@ -608,38 +607,16 @@ def measure_plates(bench: Bench, run_dir: Path, args: argparse.Namespace) -> Non
             raise SystemExit("the worker never matched a listed plate")
     print(f"the worker matched a listed plate {time.monotonic() - t:.0f} s after the import", flush=True)
 
-    sustained, at = 0.0, []
-    for rate in (float(r) for r in args.plate_rates.split(",")):
-        runs = [bench.offer(rate, args.step_s, seed=int(rate) + 50 + k, load=load) for k in range(args.repeat)]
-        kept = sum(all(s.kept_up(st) for st in ("ingest", "worker")) for s in runs)
-        print(f"plate reads offered {rate:,.0f}/s: published {spread([s.published / s.seconds for s in runs])}/s; "
-              + "; ".join(f"{st} {spread([s.stage_rate(st) for s in runs])}/s" for st in ("ingest", "worker",
-                                                                                        "metrics"))
-              + f"; kept up in {kept} of {len(runs)}", flush=True)
-        if kept * 2 > len(runs):
-            sustained, at = rate, runs
-        else:
-            break
+    sustained, at = ladder(bench, args, args.plate_rates, load, 50, "plate reads")
     if not sustained:
         return
     print(f"sustained plate reads end to end against {len(listed):,} entries: {sustained:,.0f}/s; CPU per read, "
           f"all processes: {spread([sum(s.cpu.values()) * 1000 for s in at], '{:.3f}')} ms (worker "
           f"{spread([s.cpu['worker'] * 1000 for s in at], '{:.3f}')} ms)", flush=True)
     half = sustained / 2
-    p = {q: [] for q in (0.5, 0.95, 0.99)}
-    lost = 0
-    for r in range(args.repeat):
-        gen = child("generate", "plates", settings.mqtt.port, half, args.alarms * 0.5 + 5, 0, args.checkpoints, 300 + r)
-        time.sleep(2)
-        mine = listed[100 + r * args.alarms: 100 + (r + 1) * args.alarms]
-        got = result_of(child("hits", settings.mqtt.port, 0.5, f"{PROBE_CP}-{r}", *mine))
-        result_of(gen)
-        lost += got["lost"]
-        for q in p:
-            p[q].append(percentile(got["latencies"], q) * 1000)
-    print(f"watch-list hit latency at {half:,.0f} plate reads/s (publish -> alert on MQTT), ms, {args.alarms} hits "
-          f"per run, {lost} never arrived:")
-    print("  " + "; ".join(f"p{round(q * 100)} {spread(v, '{:.0f}')}" for q, v in p.items()), flush=True)
+    timed_under_load(bench, args, "plates", half, 300, lambda r: [
+        "hits", settings.mqtt.port, 0.5, f"{PROBE_CP}-{r}", *listed[100 + r * args.alarms: 100 + (r + 1) * args.alarms]],
+        "watch-list hit latency")
 
     pauses, imports = [], []
     for r in range(args.repeat):
