@@ -19,6 +19,7 @@ from processors.rules.watchlist import PersonIndex, VehicleIndex
 
 logger = logging.getLogger(__name__)
 
+APPLY_SLICE = 200  # entries applied between two turns of the event loop (~5 ms)
 TYPES = {topics.KAFKA_WATCHLIST_VEHICLES: VehicleEntry, topics.KAFKA_WATCHLIST_PERSONS: PersonEntry}
 
 
@@ -67,9 +68,13 @@ class WatchlistReplica:
             started = time.monotonic()
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                applied = 0
                 for tp, records in batch.items():
                     for r in records:
                         self.apply(tp.topic, r.key, r.value)
+                        applied += 1
+                        if applied % APPLY_SLICE == 0:
+                            await asyncio.sleep(0)  # an import never holds the loop: live matching runs between slices
                 if not self.ready.is_set() and await _caught_up(consumer, end):
                     self.ready.set()
                     logger.info("watch lists loaded: %d vehicles, %d persons in %.1fs", len(self.vehicles),
