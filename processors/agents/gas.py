@@ -46,9 +46,10 @@ class GasAgents:
         entry = self.ctx.registry.get(sensor)
         return self.base.with_overrides(entry.thresholds, entry.interval_s) if entry else self.base
 
-    async def save(self, sensor: str, state: gas.GasState, alerts: list[Alert]) -> None:
+    async def save(self, sensor: str, state: gas.GasState, alerts: list[Alert], cfg: gas.GasConfig) -> None:
+        """Store the new state (and its silence deadline, under the config the rule just used)."""
         self.state.set(sensor, state)
-        self.deadlines.set(sensor, gas.silent_at(state, self.cfg(sensor)))
+        self.deadlines.set(sensor, gas.silent_at(state, cfg))
         await self.ctx.send_alerts(alerts)
         for alert in alerts:  # gas alarms go on to their site for correlation
             entry = self.ctx.registry.get(alert.device_id)
@@ -70,9 +71,9 @@ class GasAgents:
         if status.device_id in self.state:
             at = status.at or status.ingested_at or datetime.now(UTC)
             online = status.state is DeviceState.ONLINE
-            state, alerts = gas.status(self.state.get(status.device_id), status.device_id, online, at,
-                                       self.cfg(status.device_id))
-            await self.save(status.device_id, state, alerts)
+            cfg = self.cfg(status.device_id)
+            state, alerts = gas.status(self.state.get(status.device_id), status.device_id, online, at, cfg)
+            await self.save(status.device_id, state, alerts, cfg)
 
 
 def register(ctx: Context) -> GasAgents:
@@ -86,16 +87,16 @@ def register(ctx: Context) -> GasAgents:
             if reading is None:
                 continue
             ctx.sink().add(metrics.gas_points(reading))
-            state, alerts = gas.step(ga.state.get(reading.sensor_id), reading, ga.cfg(reading.sensor_id))
-            await ga.save(reading.sensor_id, state, alerts)
+            cfg = ga.cfg(reading.sensor_id)
+            state, alerts = gas.step(ga.state.get(reading.sensor_id), reading, cfg)
+            await ga.save(reading.sensor_id, state, alerts, cfg)
 
     @app.agent(checks, name="gas-silence")
     async def gas_silence(stream: faust.StreamT) -> None:
         async for key, raw in stream.items():
-            sensor = key.decode()
-            state, alerts = gas.silence(ga.state.get(sensor), sensor, datetime.fromisoformat(raw.decode()),
-                                        ga.cfg(sensor))
-            await ga.save(sensor, state, alerts)
+            sensor, cfg = key.decode(), ga.cfg(key.decode())
+            state, alerts = gas.silence(ga.state.get(sensor), sensor, datetime.fromisoformat(raw.decode()), cfg)
+            await ga.save(sensor, state, alerts, cfg)
 
     @app.agent(ga.site_alarms, name="gas-sites")
     async def gas_sites(stream: faust.StreamT) -> None:
