@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -45,14 +45,7 @@ class WatchlistReplica:
 
     async def run(self) -> None:
         """Follow the watch-list topics for ever; restart the consumer after an error."""
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the replica must outlive a broker hiccup
-                logger.exception("watch-list replica failed; restarting in 2 s")
-                await asyncio.sleep(2)
+        await follow_forever(self._follow, "watch-list replica")
 
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap, group_id=None,
@@ -81,6 +74,18 @@ class WatchlistReplica:
                                 len(self.persons), time.monotonic() - started)
         finally:
             await consumer.stop()
+
+
+async def follow_forever(follow: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run a consumer loop for ever: after an error (a broker hiccup) it starts again in 2 s."""
+    while True:
+        try:
+            await follow()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the loop must outlive a broker hiccup
+            logger.exception("%s failed; restarting in 2 s", what)
+            await asyncio.sleep(2)
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:

@@ -12,10 +12,10 @@ import faust
 from models import schemas, topics
 from models.schemas import SchemaError
 from models.topics import MessageKind
-from models.watchlist import PersonEntry, VehicleEntry, WatchlistMatch
+from models.watchlist import WatchlistMatch
 from processors.context import Context
 from processors.rules import metrics, retro, watch_alerts
-from processors.watchlists import WatchlistReplica, lookback_start, stream_recent
+from processors.watchlists import TYPES, WatchlistReplica, follow_forever, lookback_start, stream_recent
 
 logger = logging.getLogger(__name__)
 
@@ -61,35 +61,28 @@ class RetroHunter:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.types = {topics.KAFKA_WATCHLIST_VEHICLES: (VehicleEntry, MessageKind.PLATE_READ),
-                      topics.KAFKA_WATCHLIST_PERSONS: (PersonEntry, MessageKind.REGISTRATION)}
+        self.kinds = {topics.KAFKA_WATCHLIST_VEHICLES: MessageKind.PLATE_READ,
+                      topics.KAFKA_WATCHLIST_PERSONS: MessageKind.REGISTRATION}  # what each list is hunted in
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self._follow()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - hunting must outlive a broker hiccup
-                logger.exception("retro-hunter failed; restarting in 2 s")
-                await asyncio.sleep(2)
+        await follow_forever(self._follow, "retro-hunter")
 
     async def _follow(self) -> None:
         from aiokafka import AIOKafkaConsumer
 
         s = self.ctx.settings
-        consumer = AIOKafkaConsumer(*self.types, bootstrap_servers=s.kafka.bootstrap,
+        consumer = AIOKafkaConsumer(*self.kinds, bootstrap_servers=s.kafka.bootstrap,
                                     group_id=f"{s.worker.app_id}-retro", enable_auto_commit=False,
                                     auto_offset_reset="earliest", max_poll_interval_ms=3_600_000)
         await consumer.start()
         try:
-            pending: dict[str, list] = {t: [] for t in self.types}
+            pending: dict[str, list] = {t: [] for t in self.kinds}
             uncommitted = False
             while True:
                 batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
                 uncommitted = uncommitted or bool(batch)
                 for tp, records in batch.items():
-                    entry_type = self.types[tp.topic][0]
+                    entry_type = TYPES[tp.topic]
                     for r in records:
                         if r.value is None:
                             continue  # a deletion
@@ -102,7 +95,7 @@ class RetroHunter:
                     continue  # an import is still arriving
                 for topic, entries in pending.items():
                     if entries:
-                        await self.hunt(entries, self.types[topic][1])
+                        await self.hunt(entries, self.kinds[topic])
                         entries.clear()
                 if uncommitted:
                     await consumer.commit()

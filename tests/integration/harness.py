@@ -163,31 +163,10 @@ def influx_query(settings: Settings, q: str) -> list[dict]:
     return rows
 
 
-def kafka_records(settings: Settings, topic: str, where: Callable[[bytes, bytes], bool], timeout: float = 30) -> list:
-    """Records on ``topic`` (from the beginning) that match, waiting up to ``timeout`` for one."""
-    from aiokafka import AIOKafkaConsumer
-
-    async def run() -> list:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka.bootstrap, auto_offset_reset="earliest",
-                                    enable_auto_commit=False, group_id=None)
-        await consumer.start()
-        found: list = []
-        try:
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and not found:
-                batch = await consumer.getmany(timeout_ms=500)
-                for records in batch.values():
-                    found += [r for r in records if where(r.key or b"", r.value or b"")]
-        finally:
-            await consumer.stop()
-        return found
-
-    return asyncio.run(run())
-
-
-def kafka_all(settings: Settings, topic: str, where: Callable[[bytes, bytes], bool], count: int,
-              timeout: float = 60) -> list:
-    """The first ``count`` records on ``topic`` (from the beginning) that match; fails if fewer arrive."""
+def kafka_records(settings: Settings, topic: str, where: Callable[[bytes, bytes], bool], timeout: float = 30,
+                  count: int = 1) -> list:
+    """Records on ``topic`` (from the beginning) that match, read until at least ``count`` have been
+    found (all found so far are returned) or ``timeout`` has passed."""
     from aiokafka import AIOKafkaConsumer
 
     async def run() -> list:
@@ -203,8 +182,15 @@ def kafka_all(settings: Settings, topic: str, where: Callable[[bytes, bytes], bo
                     found += [r for r in records if where(r.key or b"", r.value or b"")]
         finally:
             await consumer.stop()
-        if len(found) < count:
-            raise AssertionError(f"{len(found)} of {count} records on {topic}")
-        return found[:count]
+        return found
 
     return asyncio.run(run())
+
+
+def kafka_all(settings: Settings, topic: str, where: Callable[[bytes, bytes], bool], count: int,
+              timeout: float = 60) -> list:
+    """The first ``count`` records on ``topic`` (from the beginning) that match; fails if fewer arrive."""
+    found = kafka_records(settings, topic, where, timeout, count)
+    if len(found) < count:
+        raise AssertionError(f"{len(found)} of {count} records on {topic}")
+    return found[:count]
