@@ -29,7 +29,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "faults.jsonl"
         env = dict(os.environ, SAFECITY_FAULT_REPORT=str(report))
-        code = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *TESTS], cwd=ROOT,
+        code = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               "-m", "integration or failover", *TESTS], cwd=ROOT,
                               env=env).returncode
         rows = [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
     print()
