@@ -23,7 +23,10 @@ VEHICLE_CATEGORIES = frozenset({Category.STOLEN_VEHICLE, Category.WANTED_VEHICLE
 PERSON_CATEGORIES = frozenset({Category.WANTED_PERSON, Category.MISSING_PERSON})
 
 
-class _Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+class _Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, gc=False):
+    # gc=False: an entry holds only strings, numbers and datetimes, so it can never be part of a
+    # reference cycle; a worker holds millions of them, and untracked they cost the cyclic garbage
+    # collector nothing (each full collection walked them all: ~0.4 s pauses during an import).
     entry_id: EntryId
     category: Category
     priority: Annotated[int, msgspec.Meta(ge=1, le=5)] = 3  # 1 most urgent

@@ -28,6 +28,7 @@ class WatchlistReplica:
         self.kafka = kafka
         self.vehicles = VehicleIndex()
         self.persons = PersonIndex()
+        self.vehicles.reclaim_inline = self.persons.reclaim_inline = False  # see reclaim()
         self.ready = asyncio.Event()
         self.listeners: list[Callable[[str, object | None], None]] = []
 
@@ -42,6 +43,19 @@ class WatchlistReplica:
             logger.error("unreadable watch-list entry on %s (%s); skipped", topic, exc.code)
             return
         index.upsert(entry)
+
+    async def reclaim(self) -> None:
+        """Once an index's removed entries outnumber its live ones, build it again without them on a
+        thread and swap it in: the old one answers live matching meanwhile (nothing writes to it:
+        applying waits for this), so a re-imported million entries never stop matching for the
+        rebuild (inline, it held the loop for about a second)."""
+        for name in ("vehicles", "persons"):
+            index = getattr(self, name)
+            if index.entries.needs_reclaim():
+                started = time.monotonic()
+                setattr(self, name, await asyncio.to_thread(index.reclaimed))
+                logger.info("watch list %s: %d removed entries reclaimed in %.1fs (%d live)", name,
+                            index.entries.holes, time.monotonic() - started, len(getattr(self, name)))
 
     async def run(self) -> None:
         """Follow the watch-list topics for ever; restart the consumer after an error."""
@@ -68,6 +82,8 @@ class WatchlistReplica:
                         applied += 1
                         if applied % APPLY_SLICE == 0:
                             await asyncio.sleep(0)  # an import never holds the loop: live matching runs between slices
+                            await self.reclaim()
+                await self.reclaim()
                 if not self.ready.is_set() and await _caught_up(consumer, end):
                     self.ready.set()
                     logger.info("watch lists loaded: %d vehicles, %d persons in %.1fs", len(self.vehicles),

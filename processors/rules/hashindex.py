@@ -1,6 +1,11 @@
 """Compact multi-maps for million-entry watch lists: int64 key hashes in a sorted numpy array
 (built in bulk) plus a small dict overlay for live updates, merged back when it grows. Lookups are
-a binary search (microseconds); memory is 12 bytes per key instead of a Python dict's ~100+."""
+a binary search (microseconds); memory is 12 bytes per key instead of a Python dict's ~100+.
+
+Both maintenance steps are linear copies, never a re-sort of the whole index, because they run
+between live lookups: merging the overlay sorts only the overlay and inserts it at its
+``searchsorted`` positions; reclaiming removed entries filters the arrays through an ordinal remap
+(sorted order survives a filter), instead of re-deriving every key from every live entry."""
 
 from __future__ import annotations
 
@@ -40,14 +45,47 @@ class HashIndex:
             self.compact()
 
     def compact(self) -> None:
-        extra_k = np.fromiter((k for k, vs in self.overlay.items() for _ in vs), np.int64)
-        extra_v = np.fromiter((v for vs in self.overlay.values() for v in vs), np.int32)
-        keys = np.concatenate([np.frombuffer(self.keys, np.int64), extra_k]) if len(self.keys) else extra_k
-        vals = np.concatenate([np.frombuffer(self.vals, np.int32), extra_v]) if len(self.vals) else extra_v
-        order = np.argsort(keys, kind="stable")
-        self.keys, self.vals = array("q", keys[order].tobytes()), array("i", vals[order].tobytes())
-        self.overlay.clear()
-        self.size = 0
+        """Merge the overlay into the sorted arrays."""
+        if self.overlay:
+            self._store(*self._merged())
+            self.overlay.clear()
+            self.size = 0
+
+    def _merged(self) -> tuple[np.ndarray, np.ndarray]:
+        """The sorted arrays with the overlay merged in (neither is changed): sort the overlay
+        alone and insert it after equal keys (a key's ordinals keep their insertion order), one
+        linear copy of the base."""
+        base_k, base_v = self._arrays()
+        if not self.overlay:
+            return base_k, base_v
+        extra_k = np.fromiter((k for k, vs in self.overlay.items() for _ in vs), np.int64, self.size)
+        extra_v = np.fromiter((v for vs in self.overlay.values() for v in vs), np.int32, self.size)
+        order = np.argsort(extra_k, kind="stable")
+        extra_k, extra_v = extra_k[order], extra_v[order]
+        at = np.searchsorted(base_k, extra_k, side="right")
+        return np.insert(base_k, at, extra_k), np.insert(base_v, at, extra_v)
+
+    def retained(self, remap: np.ndarray) -> HashIndex:
+        """A new index of the ordinals that ``remap`` maps to a new ordinal (>= 0), renumbered; this
+        one is not changed (so it can be built on a thread while this one still answers lookups).
+        How an index sheds removed entries without re-deriving a single key: sorted order survives
+        a filter."""
+        keys, vals = self._merged()
+        new = remap[vals] if len(vals) else vals
+        keep = new >= 0
+        fresh = HashIndex()
+        fresh._store(keys[keep], new[keep].astype(np.int32))
+        return fresh
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.frombuffer(self.keys, np.int64) if len(self.keys) else np.empty(0, np.int64)
+        vals = np.frombuffer(self.vals, np.int32) if len(self.vals) else np.empty(0, np.int32)
+        return keys, vals
+
+    def _store(self, keys: np.ndarray, vals: np.ndarray) -> None:
+        self.keys, self.vals = array("q"), array("i")
+        self.keys.frombytes(memoryview(np.ascontiguousarray(keys)).cast("B"))
+        self.vals.frombytes(memoryview(np.ascontiguousarray(vals)).cast("B"))
 
     def get(self, key: int) -> list[int]:
         lo = bisect_left(self.keys, key)
@@ -81,6 +119,15 @@ class DictIndex:
     def compact(self) -> None:
         pass
 
+    def retained(self, remap: np.ndarray) -> DictIndex:
+        table = remap.tolist()
+        fresh = DictIndex()
+        for key, ordinals in self.map.items():
+            new = [table[o] for o in ordinals if table[o] >= 0]
+            if new:
+                fresh.map[key] = new
+        return fresh
+
     def get(self, key: int) -> list[int]:
         return self.map.get(key, [])
 
@@ -108,6 +155,17 @@ class EntryStore(Generic[E]):
 
     def live(self) -> list[E]:
         return [self.by_ordinal[o] for o in self.ordinal_of.values()]  # type: ignore[misc]
+
+    def reclaimed(self) -> tuple[EntryStore[E], np.ndarray]:
+        """A new store without the holes (this one is not changed), and old ordinal -> new ordinal
+        (-1 for a removed one; the live keep their relative order) for ``HashIndex.retained``."""
+        alive = np.fromiter((e is not None for e in self.by_ordinal), bool, len(self.by_ordinal))
+        remap = np.where(alive, np.cumsum(alive) - 1, -1).astype(np.int64)
+        fresh: EntryStore[E] = EntryStore()
+        fresh.by_ordinal = [e for e in self.by_ordinal if e is not None]
+        table = remap.tolist()
+        fresh.ordinal_of = {entry_id: table[o] for entry_id, o in self.ordinal_of.items()}
+        return fresh, remap
 
     def __contains__(self, entry_id: object) -> bool:
         return entry_id in self.ordinal_of

@@ -64,6 +64,7 @@ class VehicleIndex:
     def __init__(self, entries: Iterable[VehicleEntry] = (), threshold: float = ALERT_THRESHOLD,
                  index: type = HashIndex) -> None:
         self.threshold, self.index = threshold, index  # index: HashIndex, or DictIndex (the benchmark's baseline)
+        self.reclaim_inline = True  # a replica turns this off and swaps in reclaimed() built on a thread
         self.entries: EntryStore[VehicleEntry] = EntryStore()
         self.by_plate, self.by_rest, self.by_gap = index(), index(), index()
         self._bulk(list(entries))
@@ -103,11 +104,20 @@ class VehicleIndex:
 
     def remove(self, entry_id: str) -> None:
         self.entries.pop(entry_id)  # index keys stay; the dead ordinal is skipped at lookup ...
-        if self.entries.needs_reclaim():  # ... until the dead outnumber the living: rebuild
-            live = self.entries.live()
-            self.entries = EntryStore()
-            self.by_plate, self.by_rest, self.by_gap = self.index(), self.index(), self.index()
-            self._bulk(live)
+        if self.reclaim_inline and self.entries.needs_reclaim():  # ... until the dead outnumber the living
+            fresh = self.reclaimed()
+            self.entries, self.by_plate, self.by_rest, self.by_gap = (fresh.entries, fresh.by_plate, fresh.by_rest,
+                                                                      fresh.by_gap)
+
+    def reclaimed(self) -> VehicleIndex:
+        """The same index without its removed entries; this one is not changed, so a caller may
+        build it on a thread while this one still answers lookups, then swap."""
+        fresh = VehicleIndex(threshold=self.threshold, index=self.index)
+        fresh.reclaim_inline = self.reclaim_inline
+        fresh.entries, remap = self.entries.reclaimed()
+        fresh.by_plate, fresh.by_rest, fresh.by_gap = (i.retained(remap) for i in (self.by_plate, self.by_rest,
+                                                                                   self.by_gap))
+        return fresh
 
     def match(self, read: str, at: datetime | None = None) -> list[WatchlistMatch]:
         at = at or datetime.now(UTC)
@@ -178,6 +188,7 @@ class PersonIndex:
     def __init__(self, entries: Iterable[PersonEntry] = (), threshold: float = ALERT_THRESHOLD,
                  index: type = HashIndex) -> None:
         self.threshold, self.index = threshold, index  # index: HashIndex, or DictIndex (the benchmark's baseline)
+        self.reclaim_inline = True  # a replica turns this off and swaps in reclaimed() built on a thread
         self._bulk(list(entries))
 
     def _bulk(self, entries: list[PersonEntry]) -> None:
@@ -215,8 +226,19 @@ class PersonIndex:
 
     def remove(self, entry_id: str) -> None:
         self.entries.pop(entry_id)
-        if self.entries.needs_reclaim():  # the dead outnumber the living: rebuild from the live entries
-            self._bulk(self.entries.live())
+        if self.reclaim_inline and self.entries.needs_reclaim():  # the dead outnumber the living
+            fresh = self.reclaimed()
+            self.entries, self.by_id, self.by_name, self.by_pinyin = (fresh.entries, fresh.by_id, fresh.by_name,
+                                                                      fresh.by_pinyin)
+
+    def reclaimed(self) -> PersonIndex:
+        """The same index without its removed entries (this one is not changed; see VehicleIndex)."""
+        fresh = PersonIndex(threshold=self.threshold, index=self.index)
+        fresh.reclaim_inline = self.reclaim_inline
+        fresh.entries, remap = self.entries.reclaimed()
+        fresh.by_id, fresh.by_name, fresh.by_pinyin = (i.retained(remap) for i in (self.by_id, self.by_name,
+                                                                                   self.by_pinyin))
+        return fresh
 
     def match(self, id_number: str | None = None, name: str | None = None, birth_date: date | None = None,
               nationality: str | None = None, at: datetime | None = None) -> list[WatchlistMatch]:
