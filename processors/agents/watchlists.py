@@ -34,10 +34,10 @@ class Watchlists:
                 continue
             subject = subject_of(m)
             key = watch_alerts.cooldown_key(m.entry_id, subject, place).encode()
-            last = self.cooldown_table.get(key)
-            suppressed = watch_alerts.in_cooldown(datetime.fromisoformat(last.decode()) if last else None, at,
-                                                  self.cooldown)
-            if not suppressed:
+            raw = self.cooldown_table.get(key)
+            last = datetime.fromisoformat(raw.decode()) if raw else None
+            suppressed = watch_alerts.in_cooldown(last, at, self.cooldown)
+            if not suppressed and at != last:
                 self.cooldown_table[key] = at.isoformat().encode()
             self.ctx.sink().add(metrics.watchlist_points(kind, place, m.kind, suppressed, at))
             if not suppressed:

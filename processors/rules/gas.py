@@ -99,6 +99,8 @@ class GasState(msgspec.Struct):
     """Everything the rules remember about one sensor (stored in a Faust table)."""
 
     last_seen: datetime | None = None
+    last_seq: int | None = None  # of the reading at last_seen: a replay of it is recognised
+    recent: list[Alert] = []  # the last few transitions, re-sent when their reading is replayed
     last_good: tuple[datetime, float] | None = None
     levels: dict[str, Level] = {}
     ror_window: list[tuple[datetime, float]] = []
@@ -148,13 +150,42 @@ def _fault_reason(reading: GasReading, state: GasState, cfg: GasConfig) -> str |
     return None
 
 
-def step(state: GasState, reading: GasReading, cfg: GasConfig) -> tuple[GasState, list[Alert]]:
-    """Apply one reading (in time order per sensor)."""
-    s = fresh(state)
+RECENT = 8  # transitions kept for replays: far more than a commit interval's worth per sensor
+
+
+def replayed(state: GasState, reading: GasReading) -> bool:
+    """Is this reading not newer than the last one applied? At least once means a worker that
+    takes over a partition replays from the committed offset while the table (changelogged ahead
+    of the offset) already holds the result: applying a reading twice would count a level twice
+    (an alarm after one reading instead of two) or date a clear from an old sample. So is a reading
+    the device sent late, out of order: it goes to the metrics, never back into the alarm state."""
+    if state.last_seen is None:
+        return False
     t = reading.measured_at
+    if t != state.last_seen:
+        return t < state.last_seen
+    return reading.seq is None or state.last_seq is None or reading.seq <= state.last_seq
+
+
+def step(state: GasState, reading: GasReading, cfg: GasConfig) -> tuple[GasState, list[Alert]]:
+    """Apply one reading. A replayed one (see ``replayed``) changes nothing and sends again the
+    transitions it caused the first time, should they have been lost with the worker that first
+    applied it (the alert service recognises a repeat, so nobody is notified twice)."""
+    t = reading.measured_at
+    if replayed(state, reading):
+        return state, [a for a in state.recent if a.at == t]
+    s = fresh(state)
     out: list[Alert] = []
     emit = _Emit(reading.sensor_id, t, out)
-    s.last_seen = t if s.last_seen is None else max(s.last_seen, t)
+    s.last_seen, s.last_seq = t, reading.seq
+    s, out = _apply(s, reading, cfg, t, emit, out)
+    if out:
+        s.recent = (s.recent + out)[-RECENT:]
+    return s, out
+
+
+def _apply(s: GasState, reading: GasReading, cfg: GasConfig, t: datetime, emit: _Emit,
+           out: list[Alert]) -> tuple[GasState, list[Alert]]:
     _battery(s, reading, cfg, emit)
 
     reason = _fault_reason(reading, s, cfg)

@@ -36,7 +36,11 @@ def severity(m: WatchlistMatch) -> Severity:
 
 
 def in_cooldown(last: datetime | None, at: datetime, cooldown: timedelta = COOLDOWN) -> bool:
-    return last is not None and timedelta(0) <= at - last < cooldown
+    """Is a hit at ``at`` a repeat of the one at ``last``? The very read that started the cooldown
+    is not (``at == last``): at least once, a worker taking over replays it, and its alert, maybe
+    lost with the worker that first sent it, must go again (the alert service recognises a repeat).
+    An older read that arrives late is a repeat, as is any within the cooldown after."""
+    return last is not None and at != last and at - last < cooldown
 
 
 def _lead(m: WatchlistMatch, live_type: str, place: str, subject: str, at: datetime, retro: bool,
