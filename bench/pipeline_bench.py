@@ -28,7 +28,12 @@ then it prints, each figure the median of ``--repeat`` runs with its range (min-
   checkpoint of its own), and the longest pause in live matching while the whole list is imported
   again with every entry changed.
 
-``--parts`` picks what to run (``rates,latency,rebalance,plates``; latency and rebalance need rates).
+- **Scaling**: the same ladder of gas rates with a second worker process in the group (each worker
+  owns half the partitions), sustained rate and CPU per reading of every process: whether a second
+  worker adds throughput on this machine's cores.
+
+``--parts`` picks what to run (``rates,latency,rebalance,plates,scaling``; latency and rebalance need
+rates).
 """
 
 from __future__ import annotations
@@ -423,7 +428,8 @@ def main() -> None:
     parser.add_argument("--step-s", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--alarms", type=int, default=40, help="alarms per latency run")
-    parser.add_argument("--parts", default="rates,latency,rebalance,plates", help="what to measure (comma-separated)")
+    parser.add_argument("--parts", default="rates,latency,rebalance,plates,scaling",
+                        help="what to measure (comma-separated)")
     parser.add_argument("--checkpoints", type=int, default=500)
     parser.add_argument("--watchlist", type=int, default=1_000_000, help="vehicle entries on the list")
     parser.add_argument("--plate-rates", default="500,1000,2000,3000")
@@ -485,6 +491,8 @@ def main() -> None:
                 rebalance(bench, run_dir, args, half)
         if "plates" in parts:
             measure_plates(bench, run_dir, args)
+        if "scaling" in parts:
+            scaling(bench, run_dir, args)
     finally:
         if bench.records is not None:
             bench.records.close()
@@ -568,6 +576,31 @@ def rebalance(bench: Bench, run_dir: Path, args: argparse.Namespace, half: float
         result_of(gen)
     print(f"\nrebalance at {half:,.0f} readings/s, longest time without a processed reading, s: "
           f"worker joins {spread(joins, '{:.1f}')}; worker leaves {spread(leaves, '{:.1f}')}")
+
+
+def scaling(bench: Bench, run_dir: Path, args: argparse.Namespace) -> None:
+    """The gas ladder again with a second worker in the group (its CPU counted with the rest)."""
+    second = PipelineProcess(["worker"], bench.env | {"SAFECITY_WORKER__DATA_DIR": str(run_dir / "worker-scaling")},
+                             run_dir / "worker-scaling.log", READY["worker"])
+    second.start(120)
+    bench.procs["worker-2"] = second
+    try:
+        time.sleep(15)  # the rebalance and the new worker's table recovery are over
+        warm = bench.offer(200, 3, seed=5)
+        if not warm.drained:
+            print("\nscaling: two workers did not process the warm-up readings", flush=True)
+            return
+        print("\nscaling: a second worker process in the group", flush=True)
+        sustained, at = ladder(bench, args, args.rates, LOADS["gas"], 300, "gas readings, 2 workers")
+        print(f"sustained end to end with 2 workers: {sustained:,.0f} readings/s")
+        if at:
+            print("CPU per reading at that rate, ms (median of runs, range):")
+            for name in at[0].cpu:
+                print(f"  {name:10s} {spread([s.cpu[name] * 1000 for s in at], '{:.3f}')}")
+            print(f"  {'total':10s} {spread([sum(s.cpu.values()) * 1000 for s in at], '{:.3f}')}", flush=True)
+    finally:
+        bench.procs.pop("worker-2", None)
+        second.stop()
 
 
 def listed_plates(n: int, seed: int) -> list[str]:

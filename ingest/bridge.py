@@ -18,6 +18,13 @@ capped backoff, until Kafka takes it, then carries on. Meanwhile nothing more is
 the broker holds the backlog in the bridge's persistent session (bounded by its
 ``max_queued_bytes``), and one line every 30 s says how long Kafka has been away and how much waits
 (aiokafka's own connection errors are rate-limited the same way).
+
+Scaling out: with ``mqtt.ingest_share_group`` set, each lane subscribes as ``$share/<group>/...``
+and several bridges (each with its own ``ingest_client_id``) split the messages between them; every
+record says which bridge took it (Kafka header ``ingest``). The broker keeps a stopped bridge's
+persistent session, and its share of the messages, until it is back: nothing is lost, but that
+share waits. Two bridges may put one device's messages into Kafka out of order; a gas reading
+older than one already applied goes to the metrics, not into the alarm state (``gas.replayed``).
 """
 
 from __future__ import annotations
@@ -88,7 +95,9 @@ class Lane:
     def __init__(self, bridge: Bridge, kind: topics.DeviceKind) -> None:
         settings = bridge.settings
         self.bridge, self.kind = bridge, kind
-        self.subscriptions = tuple(s for s in topics.INGEST_SUBSCRIPTIONS if s.startswith(f"{topics.PREFIX}/{kind.value}/"))
+        own = tuple(s for s in topics.INGEST_SUBSCRIPTIONS if s.startswith(f"{topics.PREFIX}/{kind.value}/"))
+        share = settings.mqtt.ingest_share_group  # several bridges: the broker gives each message to one of them
+        self.subscriptions = tuple(f"$share/{share}/{s}" for s in own) if share else own
         self.pending: collections.deque[mqtt.MQTTMessage] = collections.deque()  # touched only on the loop
         self.slots = threading.BoundedSemaphore(settings.ingest.queue_size)
         self.client = make_mqtt_client(settings.mqtt, f"{settings.mqtt.ingest_client_id}-{kind.value}",
@@ -154,6 +163,7 @@ class Bridge:
         self.sent = 0
         self.generation = 0  # of the producer; callbacks from a replaced one are ignored
         self.stale = False
+        self.headers = [("ingest", settings.mqtt.ingest_client_id.encode())]  # which bridge took it (operations)
 
     def arrive(self, lane: Lane, msg: mqtt.MQTTMessage) -> None:
         lane.pending.append(msg)
@@ -270,8 +280,9 @@ class Bridge:
     async def _send(self, result: Accepted | Rejected) -> asyncio.Future:
         assert self.producer is not None
         if isinstance(result, Accepted):
-            return await self.producer.send(result.kafka_topic, result.value, key=result.key)
-        return await self.producer.send(topics.KAFKA_DEAD_LETTERS, schemas.encode(result.dead_letter), key=result.key)
+            return await self.producer.send(result.kafka_topic, result.value, key=result.key, headers=self.headers)
+        return await self.producer.send(topics.KAFKA_DEAD_LETTERS, schemas.encode(result.dead_letter), key=result.key,
+                                        headers=self.headers)
 
     def _failed(self, item: Pending, error: BaseException | None) -> None:
         self.stale = True  # the producer's idempotence state is now out of step with the broker's

@@ -30,6 +30,9 @@ class MqttSettings(_Section):
     keepalive: int = Field(30, ge=5, le=3600, description="MQTT keepalive, seconds")
     ingest_client_id: str = Field("safecity-ingest", min_length=1, max_length=64,
                                   description="client id prefix of the ingest bridge: one persistent session per device kind, <id>-<kind>")
+    ingest_share_group: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,40}$",
+                                           description="several ingest bridges (each its own ingest_client_id) split the "
+                                                       "load: each lane subscribes as $share/<group>/<filter>")
     max_inflight: int = Field(1000, ge=1, le=65535,
                               description="QoS 1 messages in flight per client, bounded")
 

@@ -23,6 +23,7 @@ from deploy.kafka_topics import ensure_topics
 from models.settings import Settings
 from models import topics
 from models.topics import MessageKind
+from processors import faust_fixes
 from processors.agents import cameras, checkpoints, core, gas, hotels, watchlists
 from processors.context import Context
 from processors.rules import metrics
@@ -80,6 +81,7 @@ def _default_outputs(app: faust.App) -> dict[str, Callable[[], Any]]:
 
 def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None = None) -> SafeCityApp:
     w, k = settings.worker, settings.kafka
+    faust_fixes.apply()  # records Faust throws away in a rebalance are read again (see the module)
     app = SafeCityApp(
         w.app_id,
         broker=[f"kafka://{h.strip()}" for h in k.bootstrap.split(",")],

@@ -194,3 +194,38 @@ def kafka_all(settings: Settings, topic: str, where: Callable[[bytes, bytes], bo
     if len(found) < count:
         raise AssertionError(f"{len(found)} of {count} records on {topic}")
     return found[:count]
+
+
+def settled(settings: Settings, group: str, topic: str, timeout: float = 60) -> None:
+    """Wait until consumer ``group`` has committed every partition of ``topic`` up to its end as of
+    now: all it had to read is done (at least once: a group commits only after the work). With
+    :meth:`MqttProbe.before` it closes what a sentinel alone leaves open: events of other devices
+    travel on other partitions, so a late repeat from one of them could follow the sentinel; after
+    the worker and then the alert service have settled, nothing sent earlier is still on its way."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def run() -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None)
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+        await consumer.start()
+        await admin.start()
+        try:
+            await consumer.topics()  # loads the metadata partitions_for_topic reads
+            parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            end = await consumer.end_offsets(parts)
+            deadline = time.monotonic() + timeout
+            while True:
+                done = await admin.list_consumer_group_offsets(group, partitions=parts)
+                behind = {tp.partition: (done[tp].offset if tp in done else None, end[tp])
+                          for tp in parts if end[tp] and (tp not in done or done[tp].offset < end[tp])}
+                if not behind:
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"group {group} not settled on {topic}: (committed, end) {behind}")
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+            await consumer.stop()
+
+    asyncio.run(run())

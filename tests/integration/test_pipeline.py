@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -144,3 +145,62 @@ def test_ingest_crash_loses_nothing(pipeline, settings, uid):
         assert count(settings, "gas", f"sensor_id = '{sensor}'") == total
     finally:
         client.close()
+
+
+def test_two_bridges_on_a_shared_subscription_split_the_load_and_a_killed_one_loses_nothing(
+        pipeline, settings, uid, stack_env):
+    """Ingest scaled out: two more bridges subscribe as ``$share/<group>/...``; the broker gives each
+    message to one of them. One is SIGKILLed mid-stream and restarted (same client id, so the same
+    persistent sessions): every reading reaches Kafka through the two (Kafka header ``ingest``),
+    and each took a share. (The session's own bridge also takes everything, on its own
+    subscription: the records it wrote are told apart by their header.)"""
+    import uuid
+
+    from aiokafka import AIOKafkaConsumer
+
+    from deploy.processes import READY
+    from tests.integration.harness import Process
+
+    group, run_dir = f"it-share-{uuid.uuid4().hex[:6]}", settings.services.run_dir
+    ids = {n: f"it-{n}-{group}" for n in ("a", "b")}
+    bridges = {n: Process(["ingest"], stack_env | {"SAFECITY_MQTT__INGEST_CLIENT_ID": ids[n],
+                                                   "SAFECITY_MQTT__INGEST_SHARE_GROUP": group},
+                          run_dir / f"ingest-{n}.log", READY["ingest"]).start(60) for n in ids}
+    sensor = uid("gas")
+    client = DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start()
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    total = 600
+    try:
+        for i in range(total):
+            info = client.publish(MessageKind.GAS_READING, reading(sensor, 2.0, t0 + timedelta(milliseconds=i), i))
+            if i == total // 2:
+                info.wait_for_publish(10)
+                bridges["a"].kill()
+        bridges["a"].start(60)
+
+        async def by_bridge() -> dict[str, set[int]]:
+            consumer = AIOKafkaConsumer(topics.KAFKA_TOPICS[MessageKind.GAS_READING],
+                                        bootstrap_servers=settings.kafka.bootstrap, group_id=None,
+                                        auto_offset_reset="earliest", enable_auto_commit=False)
+            await consumer.start()
+            seen: dict[str, set[int]] = {n: set() for n in ids}
+            try:
+                deadline = asyncio.get_running_loop().time() + 90
+                while len(seen["a"] | seen["b"]) < total and asyncio.get_running_loop().time() < deadline:
+                    for records in (await consumer.getmany(timeout_ms=500)).values():
+                        for r in records:
+                            who = dict(r.headers or ()).get("ingest", b"").decode()
+                            if r.key == sensor.encode() and who in ids.values():
+                                name = next(n for n, v in ids.items() if v == who)
+                                seen[name].add(json.loads(r.value)["seq"])
+            finally:
+                await consumer.stop()
+            return seen
+
+        seen = asyncio.run(by_bridge())
+        assert seen["a"] | seen["b"] == set(range(total)), f"missing: {sorted(set(range(total)) - seen['a'] - seen['b'])[:10]}"
+        assert seen["a"] and seen["b"], {n: len(v) for n, v in seen.items()}  # both took a share
+    finally:
+        client.close()
+        for bridge in bridges.values():
+            bridge.stop()
