@@ -489,10 +489,10 @@ def main() -> None:
                     "latency", settings.mqtt.port, args.alarms, 0.5, alarm_prefixes[r]], "gas alert latency")
             if "rebalance" in parts:
                 rebalance(bench, run_dir, args, half)
+        if "scaling" in parts:  # before the plates: a new worker would first load their million-entry list
+            scaling(bench, run_dir, args)
         if "plates" in parts:
             measure_plates(bench, run_dir, args)
-        if "scaling" in parts:
-            scaling(bench, run_dir, args)
     finally:
         if bench.records is not None:
             bench.records.close()

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 import faust
 
 from models import schemas, topics
-from models.schemas import SchemaError
+from models.schemas import Alert
 from models.topics import MessageKind
 from models.watchlist import WatchlistMatch
 from processors.context import Context
-from processors.rules import metrics, retro, watch_alerts
-from processors.watchlists import TYPES, WatchlistReplica, follow_forever, lookback_start, stream_recent
+from processors.hunting import HuntProcess
+from processors.rules import metrics, watch_alerts
+from processors.watchlists import WatchlistReplica, follow_forever, lookback_start
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +45,13 @@ class Watchlists:
                 yield m, subject
 
 
+DECODE_SLICE = 1_000  # entries read and decoded per turn of the event loop (it was 20,000 in one turn)
+
+
 class RetroHunter:
     """New or changed entries are hunted for in the events of the last ``retro_hours``, merged per
     import: entries are gathered until the list topics are quiet for a second (or ``MAX_ENTRIES``
-    wait), then one hunt streams the look-back window once for all of them, matching on a thread.
+    wait), then one hunt streams the look-back window once for all of them, in the hunt process.
 
     It has its own Kafka consumer (group ``<app id>-retro``), outside Faust's: an agent busy with a
     long hunt fills its stream buffer and Faust then stops delivering every topic of the worker, so
@@ -63,6 +67,7 @@ class RetroHunter:
         self.ctx = ctx
         self.kinds = {topics.KAFKA_WATCHLIST_VEHICLES: MessageKind.PLATE_READ,
                       topics.KAFKA_WATCHLIST_PERSONS: MessageKind.REGISTRATION}  # what each list is hunted in
+        self.process = HuntProcess()  # matching off the worker's loop and GIL (processors/hunting.py)
 
     async def run(self) -> None:
         await follow_forever(self._follow, "retro-hunter")
@@ -79,17 +84,14 @@ class RetroHunter:
             pending: dict[str, list] = {t: [] for t in self.kinds}
             uncommitted = False
             while True:
-                batch = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+                batch = await consumer.getmany(timeout_ms=1000, max_records=DECODE_SLICE)
                 uncommitted = uncommitted or bool(batch)
                 for tp, records in batch.items():
-                    entry_type = TYPES[tp.topic]
                     for r in records:
                         if r.value is None:
                             continue  # a deletion
-                        try:
-                            pending[tp.topic].append(schemas.decode_as(entry_type, r.value))
-                        except SchemaError as exc:
-                            logger.error("unreadable watch-list entry (%s); skipped", exc.code)
+                        pending[tp.topic].append(r.value)  # decoded in the hunt process
+                await asyncio.sleep(0)  # a big import is read a slice per turn of the loop
                 waiting = sum(map(len, pending.values()))
                 if batch and waiting < self.MAX_ENTRIES:
                     continue  # an import is still arriving
@@ -103,19 +105,15 @@ class RetroHunter:
         finally:
             await consumer.stop()
 
-    async def hunt(self, entries: list, kind: MessageKind) -> None:
+    async def hunt(self, entries: list[bytes], kind: MessageKind) -> None:
         ws = self.ctx.settings.watchlist
         if ws.retro_hours <= 0:
             return
         started = time.monotonic()
-        # the window is streamed in chunks, each matched on a thread: never held in memory, and the
-        # event loop (gas alarms, live matching) keeps running meanwhile
-        hunt = await asyncio.to_thread(retro.Hunt, entries, kind)
-        async for chunk in stream_recent(self.ctx.settings.kafka, topics.KAFKA_TOPICS[kind],
-                                         lookback_start(ws.retro_hours)):
-            await asyncio.to_thread(hunt.feed, [value for _, value in chunk])
-        hits = hunt.alerts()
-        logger.info("retro-hunt: %d entries against %d recent events in %.1f s: %d hits", len(entries), hunt.events,
+        readable, events, encoded = await self.process.hunt(
+            self.ctx.settings.kafka, topics.KAFKA_TOPICS[kind], lookback_start(ws.retro_hours), entries, kind.value)
+        hits = [schemas.decode_as(Alert, raw) for raw in encoded]
+        logger.info("retro-hunt: %d entries against %d recent events in %.1f s: %d hits", readable, events,
                     time.monotonic() - started, len(hits))
         await self.ctx.send_alerts(hits)
 
@@ -128,6 +126,7 @@ def register(ctx: Context) -> Watchlists:
         await wl.replica.run()
 
     hunter = RetroHunter(ctx)
+    app.outputs["retro-hunts"] = hunter.process  # its process is shut down with the app
 
     @app.task
     async def retro_hunts() -> None:
