@@ -1,71 +1,159 @@
-"""Retro-hunts in their own process (one, at a lower CPU priority), the way images have theirs.
+"""Retro-hunts: a process of their own beside each worker (started and watched by it).
 
-A hunt builds an index of up to 200,000 new entries and matches a day of events against it: seconds
-of pure Python. On a thread of the worker it held the GIL against the event loop, and every turn
-of the loop then waited for the GIL: right after a million-entry import the worker processed 30 of
-500 plate reads a second for a while (gas alarms share that loop). Here the process reads the
-look-back window from Kafka itself (nothing large crosses between processes: the entries as their
-raw records in, the hits as encoded alerts out), so the worker's loop only waits for the answer.
+New or changed watch-list entries are hunted for in the events of the last ``retro_hours``, merged
+per import: entries are gathered until the list topics are quiet for a second (or ``MAX_ENTRIES``
+wait), then one hunt streams the look-back window once for all of them. The process has its own
+Kafka consumer (group ``<app id>-retro``), its own producer for the hits (to the alerts topic, as
+the worker sends its alerts), and a lower CPU priority (nice +10).
+
+Why a process: a hunt is seconds of pure Python (an index of up to 200,000 entries, a day of events
+matched against it), and reading a million-entry import is a million records. Inside Faust's
+consumer a long hunt filled the stream buffer and stalled every topic of the worker (a 1M import:
+plate reads at 0-13/s for minutes); on a thread, or reading the import on the worker's loop, it
+still competed for the GIL with the loop that gas alarms share (plate reads at 30-36 of 500/s right
+after a 1M import). Here the worker's loop does none of it.
+
+At least once: offsets are committed after a hunt's hits are in Kafka, so a hunt cut short is run
+again and its hits are recognised as repeats by the alert service. Entries hunted again after a
+restart find nothing new: events that arrived after an entry was listed were matched live, and
+are skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
-from datetime import datetime
+import signal
+import time
 
-from models import schemas
+from models import schemas, topics
 from models.schemas import SchemaError
-from models.settings import KafkaSettings
+from models.settings import Settings
 from models.topics import MessageKind
 from models.watchlist import PersonEntry, VehicleEntry
 from processors.rules import retro
 
+logger = logging.getLogger(__name__)
+
 NICE = 10
+READ_SLICE = 1_000  # list records read per turn of this process's loop
+KINDS = {topics.KAFKA_WATCHLIST_VEHICLES: MessageKind.PLATE_READ,
+         topics.KAFKA_WATCHLIST_PERSONS: MessageKind.REGISTRATION}  # what each list is hunted in
+ENTRY_TYPES = {topics.KAFKA_WATCHLIST_VEHICLES: VehicleEntry, topics.KAFKA_WATCHLIST_PERSONS: PersonEntry}
 
 
-def hunt(kafka: KafkaSettings, topic: str, since: datetime, entries: list[bytes],
-         kind: str) -> tuple[int, int, list[bytes]]:
-    """In the hunt process: (entries readable, events matched, encoded alerts)."""
-    from processors.watchlists import stream_recent
+class RetroHunter:
+    MAX_ENTRIES = 200_000
 
-    what = MessageKind(kind)
-    entry_type = VehicleEntry if what is MessageKind.PLATE_READ else PersonEntry
-    decoded = []
-    for raw in entries:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.producer = None
+
+    async def run(self) -> None:
+        from processors.watchlists import follow_forever
+
+        await follow_forever(self._follow, "retro-hunter")
+
+    async def _follow(self) -> None:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+        s = self.settings
+        consumer = AIOKafkaConsumer(*KINDS, bootstrap_servers=s.kafka.bootstrap,
+                                    group_id=f"{s.worker.app_id}-retro", enable_auto_commit=False,
+                                    auto_offset_reset="earliest", max_poll_interval_ms=3_600_000)
+        self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap, acks="all", enable_idempotence=True)
+        await consumer.start()
+        await self.producer.start()
         try:
-            decoded.append(schemas.decode_as(entry_type, raw))
-        except SchemaError:
-            continue  # the replica logs an unreadable entry; it is never hunted
-    h = retro.Hunt(decoded, what)
+            pending: dict[str, list] = {t: [] for t in KINDS}
+            uncommitted = False
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000, max_records=READ_SLICE)
+                uncommitted = uncommitted or bool(batch)
+                for tp, records in batch.items():
+                    for r in records:
+                        if r.value is None:
+                            continue  # a deletion
+                        try:
+                            pending[tp.topic].append(schemas.decode_as(ENTRY_TYPES[tp.topic], r.value))
+                        except SchemaError as exc:
+                            logger.error("unreadable watch-list entry (%s); not hunted", exc.code)
+                waiting = sum(map(len, pending.values()))
+                if batch and waiting < self.MAX_ENTRIES:
+                    continue  # an import is still arriving
+                for topic, entries in pending.items():
+                    if entries:
+                        await self.hunt(entries, KINDS[topic])
+                        entries.clear()
+                if uncommitted:
+                    await consumer.commit()
+                    uncommitted = False
+        finally:
+            await consumer.stop()
+            await self.producer.stop()
 
-    async def read() -> None:
-        async for chunk in stream_recent(kafka, topic, since):
+    async def hunt(self, entries: list, kind: MessageKind) -> None:
+        from processors.watchlists import lookback_start, stream_recent
+
+        ws = self.settings.watchlist
+        if ws.retro_hours <= 0:
+            return
+        started = time.monotonic()
+        h = retro.Hunt(entries, kind)
+        async for chunk in stream_recent(self.settings.kafka, topics.KAFKA_TOPICS[kind],
+                                         lookback_start(ws.retro_hours)):
             h.feed(value for _, value in chunk)
+            await asyncio.sleep(0)
+        hits = h.alerts()
+        logger.info("retro-hunt: %d entries against %d recent events in %.1f s: %d hits", len(entries), h.events,
+                    time.monotonic() - started, len(hits))
+        for alert in hits:
+            await self.producer.send(topics.KAFKA_ALERTS, schemas.encode(alert), key=alert.alert_id.encode())
+        await self.producer.flush()  # before the offsets are committed
 
-    asyncio.run(read())
-    return len(decoded), h.events, [schemas.encode(a) for a in h.alerts()]
 
-
-def _lower_priority() -> None:
+def serve(settings: Settings, parent: int) -> None:
+    """The hunt process: the retro-hunter until the worker that started it is gone."""
     try:
         os.nice(NICE)
     except OSError:  # not permitted here: the normal priority
         pass
+    logging.basicConfig(level=settings.log_level, format="[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s")
+
+    async def main() -> None:
+        hunter = asyncio.create_task(RetroHunter(settings).run())
+        while os.getppid() == parent and not hunter.done():
+            await asyncio.sleep(1)  # an orphan (the worker was killed) stops
+        hunter.cancel()
+
+    asyncio.run(main())
 
 
 class HuntProcess:
-    def __init__(self) -> None:
-        self.pool: ProcessPoolExecutor | None = None
+    """Started and watched by the worker: restarted 2 s after it exits, stopped with the app."""
 
-    async def hunt(self, *args) -> tuple[int, int, list[bytes]]:
-        if self.pool is None:
-            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_lower_priority)
-        return await asyncio.get_running_loop().run_in_executor(self.pool, hunt, *args)
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.proc: multiprocessing.process.BaseProcess | None = None
+        self.stopping = False
+
+    async def supervise(self) -> None:
+        while not self.stopping:
+            self.proc = multiprocessing.get_context("spawn").Process(
+                target=serve, args=(self.settings, os.getpid()), name="safecity-retro-hunts", daemon=True)
+            self.proc.start()
+            while self.proc.is_alive():
+                await asyncio.sleep(1)
+            if not self.stopping:
+                signalled = self.proc.exitcode in (-signal.SIGTERM, -signal.SIGINT)  # as the worker's group is stopped
+                logger.log(logging.WARNING if signalled else logging.ERROR,
+                           "retro-hunt process exited with %s; starting it again in 2 s", self.proc.exitcode)
+                await asyncio.sleep(2)
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=False, cancel_futures=True)
+        self.stopping = True
+        if self.proc is not None and self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
