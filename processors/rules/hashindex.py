@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -26,8 +25,17 @@ class HashIndex:
     def __init__(self) -> None:
         self.keys = array("q")  # sorted; bisect on an array beats numpy's per-call overhead for one key
         self.vals = array("i")
-        self.overlay: dict[int, list[int]] = defaultdict(list)
-        self.size = 0
+        # the overlay, in insertion order: flat arrays (merged without a Python loop) and, for
+        # lookups, key -> ordinal dicts of plain ints (no list per key, nothing for the cyclic GC
+        # to walk: a list per key made adding the costliest line of a million-entry import)
+        self.extra_keys = array("q")
+        self.extra_vals = array("i")
+        self.first: dict[int, int] = {}
+        self.more: dict[int, list[int]] = {}  # keys added more than once since the last merge (rare)
+
+    @property
+    def size(self) -> int:
+        return len(self.extra_keys)
 
     def build(self, keys: array, vals: array) -> None:
         """Bulk load from compact arrays ('q' keys, 'i' ordinals): no per-item Python objects."""
@@ -35,31 +43,38 @@ class HashIndex:
         vals_np = np.frombuffer(vals, np.int32) if len(vals) else np.empty(0, np.int32)
         order = np.argsort(keys_np, kind="stable")
         self.keys, self.vals = array("q", keys_np[order].tobytes()), array("i", vals_np[order].tobytes())
-        self.overlay.clear()
-        self.size = 0
+        self._clear_overlay()
 
     def add(self, key: int, ordinal: int) -> None:
-        self.overlay[key].append(ordinal)
-        self.size += 1
-        if self.size >= COMPACT_AT:
+        self.extra_keys.append(key)
+        self.extra_vals.append(ordinal)
+        known = self.first.get(key)
+        if known is None:
+            self.first[key] = ordinal
+        else:
+            self.more.setdefault(key, [known]).append(ordinal)
+        if len(self.extra_keys) >= COMPACT_AT:
             self.compact()
 
     def compact(self) -> None:
         """Merge the overlay into the sorted arrays."""
-        if self.overlay:
+        if self.extra_keys:
             self._store(*self._merged())
-            self.overlay.clear()
-            self.size = 0
+            self._clear_overlay()
+
+    def _clear_overlay(self) -> None:
+        self.extra_keys, self.extra_vals = array("q"), array("i")
+        self.first, self.more = {}, {}
 
     def _merged(self) -> tuple[np.ndarray, np.ndarray]:
         """The sorted arrays with the overlay merged in (neither is changed): sort the overlay
         alone and insert it after equal keys (a key's ordinals keep their insertion order), one
         linear copy of the base."""
         base_k, base_v = self._arrays()
-        if not self.overlay:
+        if not self.extra_keys:
             return base_k, base_v
-        extra_k = np.fromiter((k for k, vs in self.overlay.items() for _ in vs), np.int64, self.size)
-        extra_v = np.fromiter((v for vs in self.overlay.values() for v in vs), np.int32, self.size)
+        extra_k = np.frombuffer(self.extra_keys, np.int64)
+        extra_v = np.frombuffer(self.extra_vals, np.int32)
         order = np.argsort(extra_k, kind="stable")
         extra_k, extra_v = extra_k[order], extra_v[order]
         at = np.searchsorted(base_k, extra_k, side="right")
@@ -93,8 +108,11 @@ class HashIndex:
         while hi < len(self.keys) and self.keys[hi] == key:
             hi += 1
         found = self.vals[lo:hi].tolist()
-        extra = self.overlay.get(key)
-        return found + extra if extra else found
+        more = self.more.get(key)
+        if more is not None:
+            return found + more
+        one = self.first.get(key)
+        return found if one is None else found + [one]
 
 
 class DictIndex:
