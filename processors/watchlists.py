@@ -34,8 +34,6 @@ class WatchlistReplica:
         self.vehicles = VehicleIndex()
         self.persons = PersonIndex()
         self.vehicles.reclaim_inline = self.persons.reclaim_inline = False  # see reclaim()
-        for index in (*self.vehicles.indexes(), *self.persons.indexes()):
-            index.compact_inline = False  # see reclaim(): merges run on a thread too
         self.ready = asyncio.Event()
         self.listeners: list[Callable[[str, object | None], None]] = []
 
@@ -52,14 +50,11 @@ class WatchlistReplica:
         index.upsert(entry)
 
     async def reclaim(self) -> None:
-        """Merge a grown overlay into its index's sorted arrays, and once an index's removed entries
-        outnumber its live ones, build it again without them, each on a thread, then swap it in: the old one answers live matching meanwhile (nothing writes to it:
+        """Once an index's removed entries outnumber its live ones, build it again without them on a
+        thread and swap it in: the old one answers live matching meanwhile (nothing writes to it:
         applying waits for this), so a re-imported million entries never stop matching for the
         rebuild (inline, it held the loop for about a second)."""
         for name in ("vehicles", "persons"):
-            for part in getattr(self, name).indexes():  # an overlay due for a merge: merged on a thread
-                if part.needs_compact():
-                    part.install(*await asyncio.to_thread(part.merged_arrays))
             index = getattr(self, name)
             if index.entries.needs_reclaim():
                 started = time.monotonic()

@@ -32,7 +32,6 @@ class HashIndex:
         self.extra_vals = array("i")
         self.first: dict[int, int] = {}
         self.more: dict[int, list[int]] = {}  # keys added more than once since the last merge (rare)
-        self.compact_inline = True  # a replica turns this off and merges on a thread (merged_arrays, install)
 
     @property
     def size(self) -> int:
@@ -54,30 +53,14 @@ class HashIndex:
             self.first[key] = ordinal
         else:
             self.more.setdefault(key, [known]).append(ordinal)
-        if self.compact_inline and len(self.extra_keys) >= COMPACT_AT:
+        if len(self.extra_keys) >= COMPACT_AT:
             self.compact()
-
-    def needs_compact(self) -> bool:
-        return len(self.extra_keys) >= COMPACT_AT
 
     def compact(self) -> None:
         """Merge the overlay into the sorted arrays."""
         if self.extra_keys:
-            self.install(*self.merged_arrays())
-
-    def merged_arrays(self) -> tuple[array, array]:
-        """The sorted arrays with the overlay merged in, as new arrays; nothing here changes, so a
-        caller may build them on a thread while lookups go on, then ``install`` them."""
-        keys, vals = self._merged()
-        out_k, out_v = array("q"), array("i")
-        out_k.frombytes(memoryview(np.ascontiguousarray(keys)).cast("B"))
-        out_v.frombytes(memoryview(np.ascontiguousarray(vals)).cast("B"))
-        return out_k, out_v
-
-    def install(self, keys: array, vals: array) -> None:
-        """Take arrays from ``merged_arrays`` (no add since): the overlay they hold is emptied."""
-        self.keys, self.vals = keys, vals
-        self._clear_overlay()
+            self._store(*self._merged())
+            self._clear_overlay()
 
     def _clear_overlay(self) -> None:
         self.extra_keys, self.extra_vals = array("q"), array("i")
@@ -106,7 +89,6 @@ class HashIndex:
         new = remap[vals] if len(vals) else vals
         keep = new >= 0
         fresh = HashIndex()
-        fresh.compact_inline = self.compact_inline
         fresh._store(keys[keep], new[keep].astype(np.int32))
         return fresh
 
@@ -151,11 +133,6 @@ class DictIndex:
             self.map[key] = [ordinal]
         else:
             found.append(ordinal)
-
-    compact_inline = True
-
-    def needs_compact(self) -> bool:
-        return False
 
     def compact(self) -> None:
         pass

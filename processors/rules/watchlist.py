@@ -119,9 +119,6 @@ class VehicleIndex:
                                                                                    self.by_gap))
         return fresh
 
-    def indexes(self) -> tuple:
-        return self.by_plate, self.by_rest, self.by_gap
-
     def match(self, read: str, at: datetime | None = None) -> list[WatchlistMatch]:
         at = at or datetime.now(UTC)
         p = plates.normalize_plate(read)
@@ -242,9 +239,6 @@ class PersonIndex:
         fresh.by_id, fresh.by_name, fresh.by_pinyin = (i.retained(remap) for i in (self.by_id, self.by_name,
                                                                                    self.by_pinyin))
         return fresh
-
-    def indexes(self) -> tuple:
-        return self.by_id, self.by_name, self.by_pinyin
 
     def match(self, id_number: str | None = None, name: str | None = None, birth_date: date | None = None,
               nationality: str | None = None, at: datetime | None = None) -> list[WatchlistMatch]:
