@@ -32,8 +32,8 @@ from models import schemas, topics
 from models.schemas import SchemaError
 from models.settings import Settings
 from models.topics import MessageKind
-from models.watchlist import PersonEntry, VehicleEntry
 from processors.rules import retro
+from processors.watchlists import TYPES, follow_forever, lookback_start, stream_recent
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ NICE = 10
 READ_SLICE = 1_000  # list records read per turn of this process's loop
 KINDS = {topics.KAFKA_WATCHLIST_VEHICLES: MessageKind.PLATE_READ,
          topics.KAFKA_WATCHLIST_PERSONS: MessageKind.REGISTRATION}  # what each list is hunted in
-ENTRY_TYPES = {topics.KAFKA_WATCHLIST_VEHICLES: VehicleEntry, topics.KAFKA_WATCHLIST_PERSONS: PersonEntry}
 
 
 class RetroHunter:
@@ -52,8 +51,6 @@ class RetroHunter:
         self.producer = None
 
     async def run(self) -> None:
-        from processors.watchlists import follow_forever
-
         await follow_forever(self._follow, "retro-hunter")
 
     async def _follow(self) -> None:
@@ -77,7 +74,7 @@ class RetroHunter:
                         if r.value is None:
                             continue  # a deletion
                         try:
-                            pending[tp.topic].append(schemas.decode_as(ENTRY_TYPES[tp.topic], r.value))
+                            pending[tp.topic].append(schemas.decode_as(TYPES[tp.topic], r.value))
                         except SchemaError as exc:
                             logger.error("unreadable watch-list entry (%s); not hunted", exc.code)
                 waiting = sum(map(len, pending.values()))
@@ -95,8 +92,6 @@ class RetroHunter:
             await self.producer.stop()
 
     async def hunt(self, entries: list, kind: MessageKind) -> None:
-        from processors.watchlists import lookback_start, stream_recent
-
         ws = self.settings.watchlist
         if ws.retro_hours <= 0:
             return
