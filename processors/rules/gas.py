@@ -178,14 +178,13 @@ def step(state: GasState, reading: GasReading, cfg: GasConfig) -> tuple[GasState
     out: list[Alert] = []
     emit = _Emit(reading.sensor_id, t, out)
     s.last_seen, s.last_seq = t, reading.seq
-    s, out = _apply(s, reading, cfg, t, emit, out)
+    _apply(s, reading, cfg, t, emit)
     if out:
         s.recent = (s.recent + out)[-RECENT:]
     return s, out
 
 
-def _apply(s: GasState, reading: GasReading, cfg: GasConfig, t: datetime, emit: _Emit,
-           out: list[Alert]) -> tuple[GasState, list[Alert]]:
+def _apply(s: GasState, reading: GasReading, cfg: GasConfig, t: datetime, emit: _Emit) -> None:
     _battery(s, reading, cfg, emit)
 
     reason = _fault_reason(reading, s, cfg)
@@ -197,7 +196,7 @@ def _apply(s: GasState, reading: GasReading, cfg: GasConfig, t: datetime, emit: 
             emit("sensor-fault", FIRING, t, f"sensor fault: {reason}", reason=reason)
         if reason == "stuck":  # the value is plausible but frozen: keep tracking it
             s.last_good = (t, float(reading.value))
-        return s, out
+        return
 
     value = float(reading.value)
     if s.fault_since is not None:
@@ -210,7 +209,6 @@ def _apply(s: GasState, reading: GasReading, cfg: GasConfig, t: datetime, emit: 
         _levels(s, t, value, cfg, emit)
     else:
         _co(s, t, value, cfg, emit)
-    return s, out
 
 
 def _stuck(s: GasState, reading: GasReading, cfg: GasConfig) -> str | None:

@@ -21,6 +21,12 @@ COMPACT_AT = 50_000
 RECLAIM_MIN = 10_000
 
 
+def _as_numpy(keys: array, vals: array) -> tuple[np.ndarray, np.ndarray]:
+    """Views (no copy) of 'q' keys and 'i' ordinals."""
+    return (np.frombuffer(keys, np.int64) if len(keys) else np.empty(0, np.int64),
+            np.frombuffer(vals, np.int32) if len(vals) else np.empty(0, np.int32))
+
+
 class HashIndex:
     def __init__(self) -> None:
         self.keys = array("q")  # sorted; bisect on an array beats numpy's per-call overhead for one key
@@ -39,10 +45,9 @@ class HashIndex:
 
     def build(self, keys: array, vals: array) -> None:
         """Bulk load from compact arrays ('q' keys, 'i' ordinals): no per-item Python objects."""
-        keys_np = np.frombuffer(keys, np.int64) if len(keys) else np.empty(0, np.int64)
-        vals_np = np.frombuffer(vals, np.int32) if len(vals) else np.empty(0, np.int32)
+        keys_np, vals_np = _as_numpy(keys, vals)
         order = np.argsort(keys_np, kind="stable")
-        self.keys, self.vals = array("q", keys_np[order].tobytes()), array("i", vals_np[order].tobytes())
+        self._store(keys_np[order], vals_np[order])
         self._clear_overlay()
 
     def add(self, key: int, ordinal: int) -> None:
@@ -70,7 +75,7 @@ class HashIndex:
         """The sorted arrays with the overlay merged in (neither is changed): sort the overlay
         alone and insert it after equal keys (a key's ordinals keep their insertion order), one
         linear copy of the base."""
-        base_k, base_v = self._arrays()
+        base_k, base_v = _as_numpy(self.keys, self.vals)
         if not self.extra_keys:
             return base_k, base_v
         extra_k = np.frombuffer(self.extra_keys, np.int64)
@@ -91,11 +96,6 @@ class HashIndex:
         fresh = HashIndex()
         fresh._store(keys[keep], new[keep].astype(np.int32))
         return fresh
-
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        keys = np.frombuffer(self.keys, np.int64) if len(self.keys) else np.empty(0, np.int64)
-        vals = np.frombuffer(self.vals, np.int32) if len(self.vals) else np.empty(0, np.int32)
-        return keys, vals
 
     def _store(self, keys: np.ndarray, vals: np.ndarray) -> None:
         self.keys, self.vals = array("q"), array("i")
@@ -170,9 +170,6 @@ class EntryStore(Generic[E]):
         """Rebuild once the dead outnumber the living (and there are enough to matter): memory stays
         within twice the live size, and the rebuild's cost is spread over as many removals."""
         return self.holes > max(RECLAIM_MIN, len(self.ordinal_of))
-
-    def live(self) -> list[E]:
-        return [self.by_ordinal[o] for o in self.ordinal_of.values()]  # type: ignore[misc]
 
     def reclaimed(self) -> tuple[EntryStore[E], np.ndarray]:
         """A new store without the holes (this one is not changed), and old ordinal -> new ordinal

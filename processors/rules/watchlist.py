@@ -57,14 +57,44 @@ def _gap(province: str, rest_skel: str, i: int) -> str:
     return f"{province}{rest_skel[:i]}?{rest_skel[i + 1:]}"
 
 
-class VehicleIndex:
+class _Reclaiming:
+    """Removal for both indexes: a removed entry's keys stay and its dead ordinal is skipped at
+    lookup, until the dead outnumber the living; then the index is rebuilt without them."""
+
+    PARTS: tuple[str, ...]  # the HashIndex attributes
+    entries: EntryStore
+    threshold: float
+    index: type
+    reclaim_inline: bool  # a replica turns this off and swaps in reclaimed() built on a thread
+
+    def remove(self, entry_id: str) -> None:
+        self.entries.pop(entry_id)
+        if self.reclaim_inline and self.entries.needs_reclaim():
+            fresh = self.reclaimed()
+            for name in ("entries", *self.PARTS):
+                setattr(self, name, getattr(fresh, name))
+
+    def reclaimed(self):
+        """The same index without its removed entries; this one is not changed, so a caller may
+        build it on a thread while this one still answers lookups, then swap."""
+        fresh = type(self)(threshold=self.threshold, index=self.index)
+        fresh.reclaim_inline = self.reclaim_inline
+        fresh.entries, remap = self.entries.reclaimed()
+        for name in self.PARTS:
+            setattr(fresh, name, getattr(self, name).retained(remap))
+        return fresh
+
+
+class VehicleIndex(_Reclaiming):
     """Exact plate, OCR skeleton (all but the province) and one-position-blanked skeletons, each a
     HashIndex; candidates are verified against the entry itself, so a hash collision never matches."""
+
+    PARTS = ("by_plate", "by_rest", "by_gap")
 
     def __init__(self, entries: Iterable[VehicleEntry] = (), threshold: float = ALERT_THRESHOLD,
                  index: type = HashIndex) -> None:
         self.threshold, self.index = threshold, index  # index: HashIndex, or DictIndex (the benchmark's baseline)
-        self.reclaim_inline = True  # a replica turns this off and swaps in reclaimed() built on a thread
+        self.reclaim_inline = True
         self.entries: EntryStore[VehicleEntry] = EntryStore()
         self.by_plate, self.by_rest, self.by_gap = index(), index(), index()
         self._bulk(list(entries))
@@ -101,23 +131,6 @@ class VehicleIndex:
         self.by_rest.add(r, o)
         for g in gaps:
             self.by_gap.add(g, o)
-
-    def remove(self, entry_id: str) -> None:
-        self.entries.pop(entry_id)  # index keys stay; the dead ordinal is skipped at lookup ...
-        if self.reclaim_inline and self.entries.needs_reclaim():  # ... until the dead outnumber the living
-            fresh = self.reclaimed()
-            self.entries, self.by_plate, self.by_rest, self.by_gap = (fresh.entries, fresh.by_plate, fresh.by_rest,
-                                                                      fresh.by_gap)
-
-    def reclaimed(self) -> VehicleIndex:
-        """The same index without its removed entries; this one is not changed, so a caller may
-        build it on a thread while this one still answers lookups, then swap."""
-        fresh = VehicleIndex(threshold=self.threshold, index=self.index)
-        fresh.reclaim_inline = self.reclaim_inline
-        fresh.entries, remap = self.entries.reclaimed()
-        fresh.by_plate, fresh.by_rest, fresh.by_gap = (i.retained(remap) for i in (self.by_plate, self.by_rest,
-                                                                                   self.by_gap))
-        return fresh
 
     def match(self, read: str, at: datetime | None = None) -> list[WatchlistMatch]:
         at = at or datetime.now(UTC)
@@ -184,11 +197,13 @@ def pinyin_key(name: str) -> str:
     return "".join(lazy_pinyin(normalize_name(name))).lower().replace(" ", "")
 
 
-class PersonIndex:
+class PersonIndex(_Reclaiming):
+    PARTS = ("by_id", "by_name", "by_pinyin")
+
     def __init__(self, entries: Iterable[PersonEntry] = (), threshold: float = ALERT_THRESHOLD,
                  index: type = HashIndex) -> None:
         self.threshold, self.index = threshold, index  # index: HashIndex, or DictIndex (the benchmark's baseline)
-        self.reclaim_inline = True  # a replica turns this off and swaps in reclaimed() built on a thread
+        self.reclaim_inline = True
         self._bulk(list(entries))
 
     def _bulk(self, entries: list[PersonEntry]) -> None:
@@ -223,22 +238,6 @@ class PersonIndex:
         indexes = {"id": self.by_id, "name": self.by_name, "pinyin": self.by_pinyin}
         for which, key in self._keys(entry):
             indexes[which].add(key, o)
-
-    def remove(self, entry_id: str) -> None:
-        self.entries.pop(entry_id)
-        if self.reclaim_inline and self.entries.needs_reclaim():  # the dead outnumber the living
-            fresh = self.reclaimed()
-            self.entries, self.by_id, self.by_name, self.by_pinyin = (fresh.entries, fresh.by_id, fresh.by_name,
-                                                                      fresh.by_pinyin)
-
-    def reclaimed(self) -> PersonIndex:
-        """The same index without its removed entries (this one is not changed; see VehicleIndex)."""
-        fresh = PersonIndex(threshold=self.threshold, index=self.index)
-        fresh.reclaim_inline = self.reclaim_inline
-        fresh.entries, remap = self.entries.reclaimed()
-        fresh.by_id, fresh.by_name, fresh.by_pinyin = (i.retained(remap) for i in (self.by_id, self.by_name,
-                                                                                   self.by_pinyin))
-        return fresh
 
     def match(self, id_number: str | None = None, name: str | None = None, birth_date: date | None = None,
               nationality: str | None = None, at: datetime | None = None) -> list[WatchlistMatch]:
