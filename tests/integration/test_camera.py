@@ -46,10 +46,9 @@ def test_covered_camera_raises_one_tampered_alert_and_its_resolution(pipeline, s
     finally:
         client.close()
         probe.close()
-    rows = poll(lambda: influx_query(settings, f"SELECT healthy, occlusion FROM camera_health "
-                                               f"WHERE camera_id = '{cam_id}' AND district = 'xuhui'"), 30, "health")
-    poll(lambda: len(influx_query(settings, f"SELECT healthy FROM camera_health WHERE camera_id = '{cam_id}'")) == 30,
-         30, "one health point per frame")
+    # wait for every frame's point before reading the values: the first rows to arrive may all be healthy
+    query = f"SELECT healthy, occlusion FROM camera_health WHERE camera_id = '{cam_id}' AND district = 'xuhui'"
+    rows = poll(lambda: (r := influx_query(settings, query)) and len(r) == 30 and r, 30, "one health point per frame")
     assert {r["healthy"] for r in rows} == {0, 1}
 
 
