@@ -104,8 +104,9 @@ def build_app(service) -> web.Application:
         logger.info("%s: %s %s", request["user"], body.action.value, action.alert_id)
         return web.json_response(record_json(record))
 
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
+    async def health(request: web.Request) -> web.Response:  # the same report as the health endpoint
+        report = service.health.report()
+        return web.json_response(report, status=200 if report["ok"] else 503)
 
     app = web.Application(middlewares=[authenticate], client_max_size=64 * 1024)
     app.router.add_get("/healthz", health)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +40,7 @@ from models.settings import Settings
 from processors.rules import metrics
 from processors.rules.metrics import MetricPoint
 from processors.sinks.metrics_topic import ProducerSink
+from safecity.health import Check, Health
 from safecity.registry import RegistryFile
 
 logger = logging.getLogger(__name__)
@@ -92,6 +94,14 @@ class AlertService:
         self.mqtt: mqtt_state.AlertStatePublisher | None = None
         self.sender: Sender | None = None
         self.stopping = asyncio.Event()
+        self.last_poll = 0.0  # monotonic time the alerts topic was last polled
+        self.health = Health("alerter")
+        self.health.add("mqtt", lambda: Check(self.mqtt is not None and self.mqtt.connected.is_set()))
+        self.health.add("kafka", self._kafka_health)
+
+    def _kafka_health(self) -> Check:
+        age = time.monotonic() - self.last_poll if self.last_poll else None
+        return Check(age is not None and age < 15, {"last_poll_age_s": None if age is None else round(age, 1)})
 
     async def call(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
@@ -151,6 +161,9 @@ class AlertService:
 
         await self.start()
         runner = await serve_api(self)
+        if self.settings.health.port is not None:
+            self.health.serve(self.settings.health.host, self.settings.health.port)
+        self.spawn(self.health.heartbeat())
         for loop_fn in (self.consume, self.timers, self.dispatch, self.publish_states, self.snapshots):
             self.spawn(self.supervise(loop_fn))
         logger.info("alert service ready: API on %s:%s, store %s", self.settings.alerts.api_host,
@@ -159,6 +172,7 @@ class AlertService:
             await self.stopping.wait()
         finally:
             await runner.cleanup()
+            self.health.close()
             await self.stop()
 
     # ------------------------------------------------------------------ inputs
@@ -171,6 +185,7 @@ class AlertService:
         try:
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=200)
+                self.last_poll = time.monotonic()
                 for records in batch.values():
                     for rec in records:
                         await self.on_kafka(rec.value or b"")

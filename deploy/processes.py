@@ -29,6 +29,7 @@ class PipelineProcess:
     def __init__(self, args: list[str], env: dict[str, str], log: Path, ready_line: str | None = None) -> None:
         self.args, self.env, self.log, self.ready_line = args, env, log, ready_line
         self.proc: subprocess.Popen | None = None
+        self.health_url: str | None = None  # where it serves GET /health, when it was given a port
 
     def start(self, timeout: float = 90) -> PipelineProcess:
         offset = self.log.stat().st_size if self.log.exists() else 0

@@ -34,6 +34,7 @@ import collections
 import logging
 import signal
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
@@ -45,9 +46,12 @@ from ingest.validate import Accepted, Rejected, validate
 from models import schemas, topics
 from models.settings import Settings
 from safecity.mqtt import make_mqtt_client
+from safecity.health import Check, serve_from_settings
 from safecity.registry import RegistryFile
 
 logger = logging.getLogger(__name__)
+
+MQTT_GRACE_S = 10.0  # a lane reconnecting for longer than this fails the health check
 
 
 class Counters:
@@ -103,16 +107,23 @@ class Lane:
         self.client = make_mqtt_client(settings.mqtt, f"{settings.mqtt.ingest_client_id}-{kind.value}",
                                        clean_session=False, manual_ack=True)
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.down_since: float | None = time.monotonic()  # not connected since (None: connected)
 
     # ---- paho thread
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             logger.error("MQTT connect refused (%s lane): %s", self.kind.value, reason_code)
             return
+        self.down_since = None
         client.subscribe([(t, 1) for t in self.subscriptions])
         logger.info("MQTT connected (%s lane, session present: %s); subscribed to %s",
                     self.kind.value, flags.session_present, ", ".join(self.subscriptions))
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.down_since is None:
+            self.down_since = time.monotonic()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         bridge = self.bridge
@@ -164,6 +175,23 @@ class Bridge:
         self.generation = 0  # of the producer; callbacks from a replaced one are ignored
         self.stale = False
         self.headers = [("ingest", settings.mqtt.ingest_client_id.encode())]  # which bridge took it (operations)
+        self.last_ack = 0.0  # monotonic time Kafka last confirmed a message
+        self.health = serve_from_settings("ingest", settings)
+        self.health.add("mqtt", self._mqtt_health)
+        self.health.add("kafka", self._kafka_health)
+
+    # ---- health (read from the health server's thread)
+    def _mqtt_health(self) -> Check:
+        now = time.monotonic()
+        down = {lane.kind.value: round(now - lane.down_since, 1) for lane in self.lanes if lane.down_since is not None}
+        return Check(all(d < MQTT_GRACE_S for d in down.values()), {"down_s": down})
+
+    def _kafka_health(self) -> Check:
+        now, waiting = time.monotonic(), len(self.redeliver)
+        return Check(self.producer is not None and not waiting,
+                     {"outage_s": round(now - self.outage_since, 1) if waiting else 0.0, "waiting": waiting,
+                      "in_flight": len(self.inflight), "queued": self.queued(),
+                      "last_ack_age_s": round(now - self.last_ack, 1) if self.last_ack else None})
 
     def arrive(self, lane: Lane, msg: mqtt.MQTTMessage) -> None:
         lane.pending.append(msg)
@@ -198,6 +226,7 @@ class Bridge:
             lane.client.connect_async(m.host, m.port, keepalive=m.keepalive)
             lane.client.loop_start()
         stats = asyncio.create_task(self._publish_stats())
+        beat = asyncio.create_task(self.health.heartbeat())
         work = asyncio.create_task(self._produce_loop())
         stop = asyncio.create_task(self.stopping.wait())
         try:
@@ -206,7 +235,7 @@ class Bridge:
                 work.result()
         finally:
             self.stopping.set()  # no new deliveries; queued ones stay unacknowledged and come back
-            for task in (work, stats, stop):
+            for task in (work, stats, stop, beat):
                 task.cancel()
             try:  # in-flight sends complete and are acknowledged (unless Kafka is away: then redelivered)
                 await asyncio.wait_for(self.producer.flush(), 15)
@@ -220,6 +249,7 @@ class Bridge:
             for lane in self.lanes:
                 lane.client.disconnect()
                 lane.client.loop_stop()
+            self.health.close()
             logger.info("ingest stopped: %s", self.counters.snapshot(self.queued()))
 
     def _make_producer(self) -> AIOKafkaProducer:
@@ -332,6 +362,7 @@ class Bridge:
         """Kafka has it: count it and acknowledge it to the broker, on the lane it came by."""
         lane, msg, result = item
         self.counters.pending -= 1
+        self.last_ack = time.monotonic()
         if isinstance(result, Accepted):
             self.counters.accepted[result.kind.value] += 1
         else:

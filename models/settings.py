@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "SAFECITY_"
@@ -35,6 +35,17 @@ class MqttSettings(_Section):
                                                        "load: each lane subscribes as $share/<group>/<filter>")
     max_inflight: int = Field(1000, ge=1, le=65535,
                               description="QoS 1 messages in flight per client, bounded")
+    tls_ca_file: Path | None = Field(None, description="CA certificate to verify the broker with (set: TLS)")
+    tls_cert_file: Path | None = Field(None, description="client certificate, where the broker asks for one")
+    tls_key_file: Path | None = Field(None, description="the client certificate's private key")
+
+    @model_validator(mode="after")
+    def _tls(self) -> MqttSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_cert_file is not None and self.tls_ca_file is None:
+            raise ValueError("a client certificate needs tls_ca_file (TLS) too")
+        return self
 
 
 class KafkaSettings(_Section):
@@ -149,6 +160,12 @@ class LocalServices(_Section):
     kafka_heap: str = Field("768m", pattern=r"^\d+[mg]$", description="Kafka broker JVM heap")
 
 
+class HealthSettings(_Section):
+    host: str = Field("127.0.0.1", description="health endpoint address (0.0.0.0 to reach it from other hosts)")
+    port: int | None = Field(None, ge=1, le=65535,
+                             description="health endpoint port of this process (GET /health; none: not served)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER,
                                       extra="forbid", frozen=True)
@@ -163,6 +180,7 @@ class Settings(BaseSettings):
     watchlist: WatchlistSettings = WatchlistSettings()
     alerts: AlertSettings = AlertSettings()
     services: LocalServices = LocalServices()
+    health: HealthSettings = HealthSettings()
     registry: Path | None = Field(None, description="device registry (YAML or CSV); set: unknown devices are rejected")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
 

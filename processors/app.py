@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -27,9 +28,12 @@ from processors import faust_fixes
 from processors.agents import cameras, checkpoints, core, gas, hotels, watchlists
 from processors.context import Context
 from processors.rules import metrics
+from safecity.health import Check, serve_from_settings
 from safecity.registry import RegistryFile
 
 logger = logging.getLogger(__name__)
+
+COMMIT_STALL_S = 60.0  # behind and no commit for this long fails the health check
 
 
 class SafeCityApp(faust.App):
@@ -118,6 +122,35 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
     @app.timer(interval=0.2)
     async def flush_outputs() -> None:  # gathered metric points leave within a fraction of a second
         app.flush_outputs()
+
+    health = serve_from_settings("worker", settings)
+    app.outputs["health"] = health  # closed with the app
+    seen: dict = {"assigned": None, "committed": {}, "last_commit": 0.0, "lag": None}
+
+    @app.timer(interval=1.0)
+    async def health_tick() -> None:  # what the health endpoint reports, refreshed on the loop
+        health.beat = now = time.monotonic()
+        consumer = app.consumer
+        assigned = consumer.assignment()
+        committed = {tp: consumer._committed_offset.get(tp) for tp in assigned}  # Faust keeps no public view
+        if committed != seen["committed"]:
+            seen["committed"], seen["last_commit"] = committed, now
+        lag = 0
+        for tp in assigned:
+            high = consumer.highwater(tp)
+            if high is not None:
+                lag += max(0, high - (committed[tp] or 0))
+        seen["assigned"], seen["lag"] = len(assigned), lag
+
+    def kafka_health() -> Check:
+        if seen["assigned"] is None:
+            return Check(False, {"state": "starting"})
+        age = time.monotonic() - seen["last_commit"]
+        return Check(not seen["lag"] or age < COMMIT_STALL_S,
+                     {"partitions": seen["assigned"], "lag": seen["lag"], "last_commit_age_s": round(age, 1),
+                      "rebalancing": bool(app.rebalancing)})
+
+    health.add("kafka", kafka_health)
 
     @app.agent(ctx.event_topics[MessageKind.STATUS], name="device-status")
     async def device_status(stream: faust.StreamT) -> None:

@@ -26,6 +26,7 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from deploy.kafka_topics import ensure_topics
 from models import topics
 from models.settings import Settings
+from safecity.health import Check, serve_from_settings
 
 logger = logging.getLogger(__name__)
 READY = "metrics writer ready"
@@ -88,6 +89,16 @@ class MetricsWriter:
         self.write_api = self.client.write_api(write_options=SYNCHRONOUS)
         self.written = 0
         self.stopping = asyncio.Event()
+        self.influx_down_since: float | None = None
+        self.last_poll = 0.0
+        self.health = serve_from_settings("metrics", settings)
+        self.health.add("influxdb", lambda: Check(
+            self.influx_down_since is None,
+            {"down_s": round(time.monotonic() - self.influx_down_since, 1) if self.influx_down_since else 0.0,
+             "written": self.written}))
+        self.health.add("kafka", lambda: Check(  # not polled while a batch waits for InfluxDB: that is its check
+            bool(self.last_poll) and (time.monotonic() - self.last_poll < 15 or self.influx_down_since is not None),
+            {"last_poll_age_s": round(time.monotonic() - self.last_poll, 1) if self.last_poll else None}))
 
     def write(self, points: list[dict]) -> None:
         i = self.settings.influx
@@ -103,12 +114,14 @@ class MetricsWriter:
         while True:
             try:
                 await asyncio.to_thread(self.write, points)
+                self.influx_down_since = None
                 if down_since is not None:
                     logger.warning("InfluxDB is back after %.0f s; writing the backlog", time.monotonic() - down_since)
                 return True
             except Exception as exc:  # noqa: BLE001 - any failure: keep the batch and retry
                 now = time.monotonic()
                 down_since = down_since or now
+                self.influx_down_since = down_since
                 if now - last_log >= 30:
                     logger.error("InfluxDB not taking writes for %.0f s (%s); %d records (%d points) waiting, "
                                  "retrying", now - down_since, str(exc)[:200], records, len(points))
@@ -126,11 +139,13 @@ class MetricsWriter:
                                     group_id=f"{s.worker.app_id}-metrics", enable_auto_commit=False,
                                     auto_offset_reset="earliest", max_poll_interval_ms=3_600_000)
         await consumer.start()
+        beat = asyncio.create_task(self.health.heartbeat())
         logger.info(READY)
         decode = msgspec.json.Decoder(list[dict]).decode
         try:
             while not self.stopping.is_set():
                 batch = await consumer.getmany(timeout_ms=200, max_records=5000)
+                self.last_poll = time.monotonic()
                 points, records = [], 0
                 for recs in batch.values():
                     for rec in recs:
@@ -149,6 +164,8 @@ class MetricsWriter:
                 except KafkaError as exc:  # written but not committed: a replay rewrites the same points
                     logger.warning("offset commit failed (%s); the batch may be written again", exc)
         finally:
+            beat.cancel()
+            self.health.close()
             await consumer.stop()
             self.write_api.close()
             self.client.close()

@@ -43,6 +43,60 @@ def _logging(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
+devices_app = typer.Typer(no_args_is_help=True, help="Broker users and access rules for the registry's devices.")
+app.add_typer(devices_app, name="devices")
+
+
+@devices_app.command("credentials")
+def devices_credentials(
+        out: Path = typer.Option(..., help="directory for passwd, acl and issued-<time>.csv (created 0700)"),
+        registry: Path | None = typer.Option(None, help="device registry (default: SAFECITY_REGISTRY)"),
+        rotate: list[str] = typer.Option([], help="issue a new password to this user (repeatable)")) -> None:
+    """Write the broker's password file and ACL for every registry device and the services.
+
+    Existing users keep their passwords; new or rotated ones get a random password, written once to
+    issued-<time>.csv (0600). Service passwords come from MQTT_INGEST_PASSWORD, MQTT_ALERTER_PASSWORD and
+    MQTT_DISPLAY_PASSWORD when set (as in .env). Reload the broker afterwards (SIGHUP)."""
+    import csv
+    import os
+    from datetime import UTC, datetime
+
+    from deploy import mosquitto_auth as auth
+
+    path = registry or load_settings().registry
+    if path is None:
+        _fail("no registry: give --registry or set SAFECITY_REGISTRY")
+    entries = _registry(path)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    passwd = out / "passwd"
+    try:
+        existing = auth.parse_passwd(passwd.read_text()) if passwd.exists() else {}
+        env = {user: os.environ[var] for user, var in auth.SERVICE_PASSWORD_ENV.items() if os.environ.get(var)}
+        creds = auth.credentials(entries.values(), existing, service_passwords=env, rotate=rotate)
+        rules = auth.acl(entries.values(), source=path.name)
+    except auth.CredentialsError as exc:
+        _fail(str(exc))
+
+    def write(target: Path, text: str) -> None:  # whole file or nothing, never readable by others
+        tmp = target.with_name(f".{target.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, target)
+
+    if creds.issued:
+        issued = out / f"issued-{datetime.now(UTC):%Y%m%dT%H%M%S.%fZ}.csv"
+        kinds = {e.id: e.kind for e in entries.values()}
+        rows = [["user", "kind", "password"]] + [[u, kinds.get(u, "service"), p] for u, p in creds.issued.items()]
+        with open(os.open(issued, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", newline="") as f:
+            csv.writer(f).writerows(rows)
+    write(passwd, auth.format_passwd(creds.users))
+    write(out / "acl", rules)
+    typer.echo(f"{len(creds.users)} users ({len(entries)} devices), {len(creds.issued)} new passwords"
+               + (f" in {issued}" if creds.issued else "") + f", {len(creds.revoked)} revoked: {passwd}, {out / 'acl'}")
+    typer.echo("hand the issued passwords to the devices, then delete the file; reload the broker (SIGHUP)")
+
+
 @app.command("check-config")
 def check_config() -> None:
     """Validate the SAFECITY_* environment; print every error with its variable."""

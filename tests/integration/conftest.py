@@ -144,11 +144,18 @@ def stack(settings):
 def pipeline(stack, stack_env, settings, registry):
     """The ingest bridge and one Faust worker, running for the whole session."""
     run_dir = settings.services.run_dir
-    ingest = Process(["ingest"], stack_env, run_dir / "ingest.log", INGEST_READY).start()
-    alerter = Process(["alerter"], stack_env, run_dir / "alerter.log", ALERTER_READY).start(timeout=60)
-    metrics = Process(["metrics"], stack_env, run_dir / "metrics.log", METRICS_READY).start(timeout=60)
-    worker = Process(["worker"], stack_env, run_dir / "worker.log", WORKER_READY).start(timeout=120)
+    ports = dict(zip(("ingest", "alerter", "metrics", "worker"), services.free_ports(4)))
+
+    def env(name: str) -> dict[str, str]:  # each process serves its health endpoint on its own port
+        return stack_env | {"SAFECITY_HEALTH__PORT": str(ports[name])}
+
+    ingest = Process(["ingest"], env("ingest"), run_dir / "ingest.log", INGEST_READY).start()
+    alerter = Process(["alerter"], env("alerter"), run_dir / "alerter.log", ALERTER_READY).start(timeout=60)
+    metrics = Process(["metrics"], env("metrics"), run_dir / "metrics.log", METRICS_READY).start(timeout=60)
+    worker = Process(["worker"], env("worker"), run_dir / "worker.log", WORKER_READY).start(timeout=120)
     procs = {"ingest": ingest, "alerter": alerter, "metrics": metrics, "worker": worker}
+    for name, proc in procs.items():
+        proc.health_url = f"http://127.0.0.1:{ports[name]}/health"
     yield procs
     for proc in procs.values():
         proc.stop()

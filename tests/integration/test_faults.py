@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from deploy import services
+from safecity.health import probe
 from tests.integration.harness import influx_query, poll, record_fault
 from tests.integration.test_alerting import QUIET, leak
 
@@ -29,6 +30,9 @@ def test_influxdb_down_delays_only_the_metrics(pipeline, settings, registry, rec
         poll(lambda: http.where("/hook/duty", alert_id), 30, "the alarm's notification while InfluxDB is down")
         latency = time.monotonic() - started
         poll(lambda: b"InfluxDB not taking writes" in log.read_bytes()[offset:], 60, "the writer to notice")
+        ok, report = probe(pipeline["metrics"].health_url)  # the writer's health says why it holds back
+        assert not ok and report["checks"]["influxdb"]["ok"] is False and report["checks"]["kafka"]["ok"] is True
+        assert probe(pipeline["worker"].health_url)[0] and probe(pipeline["alerter"].health_url)[0]
         time.sleep(max(0.0, started + OUTAGE_S - time.monotonic()))  # a minute-long outage
         assert pipeline["worker"].proc.poll() is None and pipeline["alerter"].proc.poll() is None
     finally:
@@ -39,6 +43,7 @@ def test_influxdb_down_delays_only_the_metrics(pipeline, settings, registry, rec
     rows = poll(lambda: (r := influx_query(settings, f"SELECT value FROM gas WHERE sensor_id = '{sensor}'"))
                 and len(r) == 5 and r, 90, "the readings' metrics after InfluxDB is back")
     assert sorted(r["value"] for r in rows) == [30.0, 31.0, 32.0, 33.0, 34.0]
+    assert probe(pipeline["metrics"].health_url)[0]
     # the duty route reminds every 4 s while the alarm is open: the alarm itself is the "new" delivery
     notified = len([r for r in http.where("/hook/duty", alert_id) if r.body["reason"] == "new"])
     record_fault(fault=f"InfluxDB stopped {OUTAGE_S} s while a gas alarm fires", published=5, acknowledged="-", in_kafka=len(rows),

@@ -17,6 +17,7 @@ from models import schemas, topics
 from models.schemas import GasReading, GasType, GasUnit
 from models.topics import DeviceKind, MessageKind
 from processors.watchlists import scan_recent
+from safecity.health import probe
 
 pytestmark = pytest.mark.integration
 OUTAGE_S = 60  # as the issue asks; longer than the producer's 30 s request timeout: sends fail and are resent
@@ -52,6 +53,9 @@ def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry
         kafka.stop()
         time.sleep(OUTAGE_S)
         assert pipeline["ingest"].proc.poll() is None, "ingest gave up during the outage"
+        ok, report = probe(pipeline["ingest"].health_url)  # the bridge's health says Kafka is away
+        assert not ok and report["checks"]["kafka"]["ok"] is False and report["checks"]["kafka"]["outage_s"] > 10
+        assert report["checks"]["mqtt"]["ok"] is True
         kafka.start()
         back = time.monotonic()
         time.sleep(3)
@@ -89,6 +93,8 @@ def test_kafka_outage_loses_no_acknowledged_reading(pipeline, settings, registry
     leak(settings, alarm).close()
     poll(lambda: http.where("/hook/duty", f"gas-level-1:{alarm}"), 180, "an alarm notified after the outage")
     assert all(pipeline[p].proc.poll() is None for p in ("ingest", "worker", "alerter", "metrics"))
+    for name in ("ingest", "worker", "alerter", "metrics"):  # and every process says it is healthy again
+        poll(lambda: probe(pipeline[name].health_url)[0], 60, f"{name} healthy after the outage")
     notified = len(http.where("/hook/duty", f"gas-level-1:{alarm}"))
     record_fault(fault=f"Kafka stopped {OUTAGE_S} s under 20 readings/s", published=published[0],
                  acknowledged=len(acked), in_kafka=len(set(acked) & seen), alerts_expected=1, notified=notified,
