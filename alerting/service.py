@@ -33,7 +33,7 @@ from alerting.lifecycle import CLOSING_CHANGES, AlertRecord, Change, Outcome
 from alerting.owner import Owner
 from alerting.policy import Policy, load_policy
 from alerting.store import AlertStore, OutboxRow, default_url
-from deploy.kafka_topics import ensure_topics
+from deploy.kafka_topics import client_args, ensure_topics
 from models import schemas, topics
 from models.schemas import Alert, SchemaError
 from models.settings import Settings
@@ -112,7 +112,7 @@ class AlertService:
         await self.call(self.store.migrate)
         self.owner = await self.call(Owner, self.store, self.policy, RegistryFile(s.registry))
         await ensure_topics(s.kafka)
-        self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap, acks="all", enable_idempotence=True)
+        self.producer = AIOKafkaProducer(**client_args(s.kafka), acks="all", enable_idempotence=True)
         await self.producer.start()
         self.mqtt = mqtt_state.AlertStatePublisher(s.mqtt)
         self.sender = Sender(s.alerts, self.mqtt.publish)
@@ -178,7 +178,7 @@ class AlertService:
     # ------------------------------------------------------------------ inputs
     async def consume(self) -> None:
         s = self.settings
-        consumer = AIOKafkaConsumer(topics.KAFKA_ALERTS, bootstrap_servers=s.kafka.bootstrap,
+        consumer = AIOKafkaConsumer(topics.KAFKA_ALERTS, **client_args(s.kafka),
                                     group_id=s.alerts.group_id, enable_auto_commit=False,
                                     auto_offset_reset="earliest", isolation_level="read_committed")
         await consumer.start()

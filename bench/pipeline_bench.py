@@ -28,11 +28,13 @@ then it prints, each figure the median of ``--repeat`` runs with its range (min-
   checkpoint of its own), and the longest pause in live matching while the whole list is imported
   again with every entry changed.
 
+- **Worker memory**: a fresh worker's memory (PSS of it and its children) with empty watch lists and
+  with ``--watchlist`` vehicles plus as many persons (with names and valid ID numbers) loaded.
 - **Scaling**: the same ladder of gas rates with a second worker process in the group (each worker
   owns half the partitions), sustained rate and CPU per reading of every process: whether a second
   worker adds throughput on this machine's cores.
 
-``--parts`` picks what to run (``rates,latency,rebalance,plates,scaling``; latency and rebalance need
+``--parts`` picks what to run (``rates,latency,rebalance,plates,scaling,memory``; latency and rebalance need
 rates).
 """
 
@@ -52,7 +54,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -215,9 +217,8 @@ def probe_hits(port: int, plates: list[str], every_s: float, checkpoint: str) ->
 
 
 # ---------------------------------------------------------------- measuring
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its live descendants (the worker's image process)."""
-    tick = os.sysconf("SC_CLK_TCK")
+def process_tree(pid: int) -> list[int]:
+    """A process and its live descendants (the worker's image process and retro-hunter)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -227,16 +228,39 @@ def cpu_seconds(pid: int) -> float:
                 continue
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
             children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0.0, [pid]
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live descendants (the worker's image process)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / tick
-        todo += children.get(p, [])
     return total
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size of a process and its descendants, MiB (pages shared after fork counted
+    once across them, unlike summing RSS)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
 
 
 async def _in_kafka(settings: Settings, load: Load) -> int:
@@ -428,7 +452,7 @@ def main() -> None:
     parser.add_argument("--step-s", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--alarms", type=int, default=40, help="alarms per latency run")
-    parser.add_argument("--parts", default="rates,latency,rebalance,plates,scaling",
+    parser.add_argument("--parts", default="rates,latency,rebalance,plates,scaling,memory",
                         help="what to measure (comma-separated)")
     parser.add_argument("--checkpoints", type=int, default=500)
     parser.add_argument("--watchlist", type=int, default=1_000_000, help="vehicle entries on the list")
@@ -491,6 +515,8 @@ def main() -> None:
                 rebalance(bench, run_dir, args, half)
         if "scaling" in parts:  # before the plates: a new worker would first load their million-entry list
             scaling(bench, run_dir, args)
+        if "memory" in parts:  # before the plates too: its baseline is a worker with empty lists
+            memory(bench, run_dir, args)
         if "plates" in parts:
             measure_plates(bench, run_dir, args)
     finally:
@@ -601,6 +627,65 @@ def scaling(bench: Bench, run_dir: Path, args: argparse.Namespace) -> None:
     finally:
         bench.procs.pop("worker-2", None)
         second.stop()
+
+
+def fresh_worker_memory(bench: Bench, run_dir: Path, name: str, lists_loaded: bool) -> float:
+    """A new worker process (its own data directory) joins, loads the watch lists from their topics
+    (it logs when it has), settles, and its memory is read; then it stops."""
+    log = run_dir / f"{name}.log"
+    proc = PipelineProcess(["worker"], bench.env | {"SAFECITY_WORKER__DATA_DIR": str(run_dir / name)}, log,
+                           "watch lists loaded").start(900)
+    try:
+        if lists_loaded:
+            line = next(x for x in log.read_text(errors="replace").splitlines() if "watch lists loaded" in x)
+            print(f"    {line.split('watch lists loaded')[1].strip(': ')}", flush=True)
+        time.sleep(20)  # the rebalance, the first check timers, a collection
+        return pss_mib(proc.pid)
+    finally:
+        proc.stop()
+
+
+def listed_persons(n: int, seed: int) -> list[tuple[str, str, str]]:
+    """``n`` distinct people: (name, valid 18-digit ID number, birth date)."""
+    from models.identity import id_check_character
+
+    rng, out, seen = random.Random(seed), [], set()
+    surnames, given = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗", "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
+    while len(out) < n:
+        born = date(1950, 1, 1) + timedelta(days=rng.randrange(365 * 55))
+        first17 = f"{rng.choice(('110105', '310104', '440106', '320102'))}{born:%Y%m%d}{rng.randrange(1000):03d}"
+        if first17 in seen:
+            continue
+        seen.add(first17)
+        name = rng.choice(surnames) + "".join(rng.choice(given) for _ in range(rng.choice((1, 2))))
+        out.append((name, first17 + id_check_character(first17), born.isoformat()))
+    return out
+
+
+def memory(bench: Bench, run_dir: Path, args: argparse.Namespace) -> None:
+    """Worker memory (PSS of the worker and its children) with empty watch lists and with
+    ``--watchlist`` vehicles plus as many persons, each on a fresh worker, ``--repeat`` times each."""
+    env, n = bench.env, args.watchlist
+    print(f"\nworker memory: fresh workers, empty lists against {n:,} vehicles + {n:,} persons", flush=True)
+    main = bench.procs.pop("worker")
+    main.stop()
+    try:
+        empty = [fresh_worker_memory(bench, run_dir, f"worker-mem-e{r}", False) for r in range(args.repeat)]
+        import_list(env, run_dir / "mem-vehicles.csv", listed_plates(n, seed=11), "stolen-vehicle")
+        path = run_dir / "mem-persons.csv"
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("entry_id,name,id_number,birth_date_from,birth_date_to,category,priority,valid_from,valid_until\n")
+            for i, (name, number, born) in enumerate(listed_persons(n, seed=12)):
+                fh.write(f"p{i},{name},{number},{born},{born},wanted-person,2,,\n")
+        subprocess.run([sys.executable, "-m", "safecity.cli", "watchlist", "import", str(path), "--kind", "persons",
+                        "--by", "bench"], env=env, cwd=ROOT, check=True, capture_output=True)
+        loaded = [fresh_worker_memory(bench, run_dir, f"worker-mem-l{r}", True) for r in range(args.repeat)]
+    finally:
+        bench.procs["worker"] = PipelineProcess(["worker"], env, run_dir / "worker.log", READY["worker"]).start(900)
+    extra = [b - a for a, b in zip(empty, loaded)]
+    print(f"worker memory (PSS, MiB), empty lists: {spread(empty)}; with {n:,} + {n:,} entries: {spread(loaded)}; "
+          f"the lists' share: {spread(extra)} MiB; ratio {statistics.median(loaded) / statistics.median(empty):.1f}",
+          flush=True)
 
 
 def listed_plates(n: int, seed: int) -> list[str]:

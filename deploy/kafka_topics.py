@@ -35,9 +35,43 @@ def topic_configs() -> dict[str, dict[str, str]]:
     return configs
 
 
+def client_args(settings: KafkaSettings) -> dict:
+    """Connection arguments every aiokafka client of the project takes: brokers and security."""
+    args: dict = {"bootstrap_servers": settings.bootstrap, "security_protocol": settings.security_protocol}
+    if settings.security_protocol.startswith("SASL"):
+        args |= {"sasl_mechanism": settings.sasl_mechanism, "sasl_plain_username": settings.sasl_username,
+                 "sasl_plain_password": settings.sasl_password.get_secret_value() if settings.sasl_password else None}
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        args["ssl_context"] = ssl_context(settings)
+    return args
+
+
+def ssl_context(settings: KafkaSettings):
+    from aiokafka.helpers import create_ssl_context
+
+    return create_ssl_context(cafile=str(settings.ssl_ca_file) if settings.ssl_ca_file else None,
+                              certfile=str(settings.ssl_cert_file) if settings.ssl_cert_file else None,
+                              keyfile=str(settings.ssl_key_file) if settings.ssl_key_file else None)
+
+
+def faust_credentials(settings: KafkaSettings):
+    """The same security as Faust's ``broker_credentials`` (None: plaintext)."""
+    import faust
+
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
+            mechanism=settings.sasl_mechanism,
+            ssl_context=ssl_context(settings) if settings.security_protocol == "SASL_SSL" else None)
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    return None
+
+
 async def ensure_topics(settings: KafkaSettings) -> list[str]:
     """Create missing topics; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="safecity-admin")
+    admin = AIOKafkaAdminClient(**client_args(settings), client_id="safecity-admin")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

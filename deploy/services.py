@@ -20,7 +20,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.settings import Settings
@@ -280,6 +280,8 @@ class Kafka(Service):
     heap: str = "768m"
     partitions: int = 4
     startup_timeout: float = 120.0
+    sasl_port: int | None = None  # a SASL/SCRAM listener (OPERATOR) beside the plaintext one
+    scram_users: dict[str, str] = field(default_factory=dict)  # user -> password, SCRAM-SHA-512
 
     def installed(self) -> str | None:
         return None if any(self.libs.glob("kafka_2.13-*.jar")) else f"Kafka jars in {self.libs}"
@@ -295,14 +297,17 @@ class Kafka(Service):
 
     def prepare(self) -> None:
         data = self.dir / "data"
+        sasl = f",OPERATOR://{self.host}:{self.sasl_port}" if self.sasl_port else ""
         (self.dir / "server.properties").write_text(
             "# written by deploy/services.py: single-node KRaft broker, loopback only\n"
             "process.roles=broker,controller\nnode.id=1\n"
             f"controller.quorum.voters=1@{self.host}:{self.controller_port}\n"
-            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}\n"
-            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}\n"
+            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}{sasl}\n"
+            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}{sasl}\n"
             "controller.listener.names=CONTROLLER\ninter.broker.listener.name=PLAINTEXT\n"
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n"
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,OPERATOR:SASL_PLAINTEXT\n"
+            + ("sasl.enabled.mechanisms=SCRAM-SHA-512\nlistener.name.operator.scram-sha-512.sasl.jaas.config="
+               "org.apache.kafka.common.security.scram.ScramLoginModule required;\n" if self.sasl_port else "") +
             f"log.dirs={data}\nnum.partitions={self.partitions}\n"
             "offsets.topic.replication.factor=1\noffsets.topic.num.partitions=8\n"
             "transaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\n"
@@ -319,8 +324,9 @@ class Kafka(Service):
         )
         if not (data / "meta.properties").exists():
             cluster_id = _kafka_cluster_id()
+            scram = [f"--add-scram=SCRAM-SHA-512=[name={user},password={pw}]" for user, pw in self.scram_users.items()]
             fmt = subprocess.run([*self._java(), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                                  "-c", str(self.dir / "server.properties"), "--ignore-formatted"],
+                                  "-c", str(self.dir / "server.properties"), "--ignore-formatted", *scram],
                                  capture_output=True, text=True, cwd=self.dir)
             if fmt.returncode != 0:
                 raise ServiceError(f"kafka storage format failed: {fmt.stdout[-500:]} {fmt.stderr[-500:]}")

@@ -41,7 +41,7 @@ import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from deploy.kafka_topics import ensure_topics
+from deploy.kafka_topics import client_args, ensure_topics
 from ingest.validate import Accepted, Rejected, validate
 from models import schemas, topics
 from models.settings import Settings
@@ -254,7 +254,7 @@ class Bridge:
 
     def _make_producer(self) -> AIOKafkaProducer:
         k = self.settings.kafka
-        return AIOKafkaProducer(bootstrap_servers=k.bootstrap, acks="all", enable_idempotence=True,
+        return AIOKafkaProducer(**client_args(k), acks="all", enable_idempotence=True,
                                 linger_ms=k.linger_ms, max_request_size=2 * 1024 * 1024,
                                 client_id="safecity-ingest", request_timeout_ms=30000)
 

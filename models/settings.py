@@ -53,6 +53,23 @@ class KafkaSettings(_Section):
     partitions: int = Field(4, ge=1, le=1024, description="partitions of each event topic")
     replication: int = Field(1, ge=1, le=7, description="replication factor of created topics")
     linger_ms: int = Field(5, ge=0, le=1000, description="producer linger, milliseconds")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients reach Kafka (production across hosts: SASL_SSL or SSL)")
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism (SASL_* protocols)")
+    sasl_username: str | None = Field(None, description="SASL user (SASL_* protocols)")
+    sasl_password: SecretStr | None = Field(None, description="SASL password")
+    ssl_ca_file: Path | None = Field(None, description="CA to verify the brokers with (SSL, SASL_SSL; none: system CAs)")
+    ssl_cert_file: Path | None = Field(None, description="client certificate (mutual TLS)")
+    ssl_key_file: Path | None = Field(None, description="the client certificate's private key")
+
+    @model_validator(mode="after")
+    def _security(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and (not self.sasl_username or self.sasl_password is None):
+            raise ValueError(f"{self.security_protocol} needs sasl_username and sasl_password")
+        if (self.ssl_cert_file is None) != (self.ssl_key_file is None):
+            raise ValueError("ssl_cert_file and ssl_key_file go together")
+        return self
 
     @field_validator("bootstrap")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any
 
 import faust
 
-from deploy.kafka_topics import ensure_topics
+from deploy.kafka_topics import ensure_topics, faust_credentials
 from models.settings import Settings
 from models import topics
 from models.topics import MessageKind
@@ -107,6 +107,7 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
         web_enabled=w.web_port is not None,
         web_port=w.web_port or 6066,
         web_host="127.0.0.1",
+        broker_credentials=faust_credentials(k),  # SASL / TLS as the other clients
     )
     app.outputs = {}
     app.output_factories = outputs if outputs is not None else _default_outputs(app)

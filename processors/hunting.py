@@ -28,6 +28,7 @@ import os
 import signal
 import time
 
+from deploy.kafka_topics import client_args
 from models import schemas, topics
 from models.schemas import SchemaError
 from models.settings import Settings
@@ -57,10 +58,10 @@ class RetroHunter:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
         s = self.settings
-        consumer = AIOKafkaConsumer(*KINDS, bootstrap_servers=s.kafka.bootstrap,
+        consumer = AIOKafkaConsumer(*KINDS, **client_args(s.kafka),
                                     group_id=f"{s.worker.app_id}-retro", enable_auto_commit=False,
                                     auto_offset_reset="earliest", max_poll_interval_ms=3_600_000)
-        self.producer = AIOKafkaProducer(bootstrap_servers=s.kafka.bootstrap, acks="all", enable_idempotence=True)
+        self.producer = AIOKafkaProducer(**client_args(s.kafka), acks="all", enable_idempotence=True)
         await consumer.start()
         await self.producer.start()
         try:

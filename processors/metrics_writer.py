@@ -23,7 +23,7 @@ from aiokafka.errors import KafkaError
 from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 
-from deploy.kafka_topics import ensure_topics
+from deploy.kafka_topics import client_args, ensure_topics
 from models import topics
 from models.settings import Settings
 from safecity.health import Check, serve_from_settings
@@ -135,7 +135,7 @@ class MetricsWriter:
     async def run(self) -> None:
         s = self.settings
         await ensure_topics(s.kafka)
-        consumer = AIOKafkaConsumer(topics.KAFKA_METRICS, bootstrap_servers=s.kafka.bootstrap,
+        consumer = AIOKafkaConsumer(topics.KAFKA_METRICS, **client_args(s.kafka),
                                     group_id=f"{s.worker.app_id}-metrics", enable_auto_commit=False,
                                     auto_offset_reset="earliest", max_poll_interval_ms=3_600_000)
         await consumer.start()

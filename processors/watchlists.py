@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from deploy.kafka_topics import client_args
 
 from models import schemas, topics
 from models.schemas import SchemaError
@@ -67,7 +68,7 @@ class WatchlistReplica:
         await follow_forever(self._follow, "watch-list replica")
 
     async def _follow(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.kafka.bootstrap, group_id=None,
+        consumer = AIOKafkaConsumer(**client_args(self.kafka), group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="earliest")
         await consumer.start()
         try:
@@ -127,7 +128,7 @@ async def _caught_up(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int])
 async def stream_recent(kafka: KafkaSettings, topic: str, since: datetime) -> AsyncIterator[list[tuple[bytes, bytes]]]:
     """The records of ``topic`` from ``since`` up to the end as of now, in chunks (key, value) as
     fetched (each bounded by the consumer's fetch sizes), so a caller never holds them all."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_args(kafka), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
         parts = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]

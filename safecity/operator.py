@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import msgspec
 from aiokafka import AIOKafkaProducer
 
-from deploy.kafka_topics import ensure_topics
+from deploy.kafka_topics import client_args, ensure_topics
 from models import schemas, topics
 from models.schemas import AuditRecord
 from models.watchlist import content_hash
@@ -28,7 +28,7 @@ def actor(by: str | None) -> str:
 
 async def _publish(settings: Settings, records: list[tuple[str, bytes, bytes | None]], audit: AuditRecord) -> None:
     await ensure_topics(settings.kafka)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, acks="all", enable_idempotence=True,
+    producer = AIOKafkaProducer(**client_args(settings.kafka), acks="all", enable_idempotence=True,
                                 linger_ms=20)
     await producer.start()
     try:
