@@ -9,6 +9,7 @@ personal data cannot leak into dead-letter reasons or logs.
 from __future__ import annotations
 
 import enum
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -280,12 +281,37 @@ def decode_as(cls: type[Struct], raw: bytes | str) -> Any:
         return _raise(exc, "not-json")
 
 
+_AT = re.compile(r" - at `(\$[^`]*)`$")
+_QUOTED = re.compile(r"'[^']*'|`[^`]*`")
+_SCHEMA_WORDS = re.compile(r"^`(str|int|float|bool|null|object|array|bytes|datetime|date|time|uuid|decimal)`$")
+
+
+def safe_reason(text: str) -> str:
+    """A validation message reduced to what the schema says: the constraint and the field path, never
+    an input value nor a field name the input made up (a name or ID number can be either). msgspec
+    quotes the offending value ('...') in some messages and an unknown field's name in others."""
+    m = _AT.search(text)
+    path = m.group(1) if m else None
+    head = text[: m.start()] if m else text
+    if head.startswith("Object contains unknown field"):
+        head = "Object contains an unknown field"
+    elif head.startswith("Invalid enum value"):
+        head = "Invalid enum value"
+    elif head.startswith("Object missing required field `"):  # a field the schema names
+        pass
+    else:  # keep the schema's own words (`str`, `int`, ...), drop anything else quoted
+        head = _QUOTED.sub(lambda q: q.group(0) if _SCHEMA_WORDS.match(q.group(0)) else "<value>", head)
+    if path is not None:  # only the schema's field names and array indexes; dict keys come from the input
+        path = re.sub(r"\[(?!\d+\])[^\]]*\]", "[...]", path)
+        return f"{head} - at `{path}`"
+    return head
+
+
 def _raise(exc: Exception, code: str) -> Any:
-    # msgspec messages name the field path (`$.value`) and the expectation, not the input value.
     text = str(exc)
     if code == "not-json" and isinstance(exc, msgspec.DecodeError):
         text = "payload is not valid JSON: " + text.split(":")[0]
-    raise SchemaError(code, text[:400]) from None
+    raise SchemaError(code, safe_reason(text)[:400]) from None
 
 
 def decode_event(message: MessageKind | str, raw: bytes | str) -> Event:

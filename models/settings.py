@@ -177,6 +177,14 @@ class LocalServices(_Section):
     kafka_heap: str = Field("768m", pattern=r"^\d+[mg]$", description="Kafka broker JVM heap")
 
 
+class PrivacySettings(_Section):
+    pseudonym_key: SecretStr | None = Field(
+        None, description="secret key of the subjects' pseudonyms (32+ random bytes, hex or text; production: "
+                          "required, the same for every worker; none: a random key kept in <run_dir>/pseudonym.key)")
+    pseudonym_key_id: str = Field("k1", pattern=r"^[a-z0-9]{1,8}$",
+                                  description="names the key in every pseudonym; change it with the key (rotation)")
+
+
 class HealthSettings(_Section):
     host: str = Field("127.0.0.1", description="health endpoint address (0.0.0.0 to reach it from other hosts)")
     port: int | None = Field(None, ge=1, le=65535,
@@ -198,6 +206,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     services: LocalServices = LocalServices()
     health: HealthSettings = HealthSettings()
+    privacy: PrivacySettings = PrivacySettings()
     registry: Path | None = Field(None, description="device registry (YAML or CSV); set: unknown devices are rejected")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
 

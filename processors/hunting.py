@@ -33,6 +33,7 @@ from models import schemas, topics
 from models.schemas import SchemaError
 from models.settings import Settings
 from models.topics import MessageKind
+from processors.keys import pseudonyms
 from processors.rules import retro
 from processors.watchlists import TYPES, follow_forever, lookback_start, stream_recent
 
@@ -50,6 +51,7 @@ class RetroHunter:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.producer = None
+        self.pseudonyms = pseudonyms(settings)
 
     async def run(self) -> None:
         await follow_forever(self._follow, "retro-hunter")
@@ -97,7 +99,7 @@ class RetroHunter:
         if ws.retro_hours <= 0:
             return
         started = time.monotonic()
-        h = retro.Hunt(entries, kind)
+        h = retro.Hunt(entries, kind, self.pseudonyms)
         async for chunk in stream_recent(self.settings.kafka, topics.KAFKA_TOPICS[kind],
                                          lookback_start(ws.retro_hours)):
             h.feed(value for _, value in chunk)

@@ -26,6 +26,11 @@ logger = logging.getLogger(__name__)
 # each one waited for a slice, so right after a 1M import the worker matched 33 reads/s of 500.)
 APPLY_BUSY_S = 0.002
 APPLY_PAUSE_S = 0.004
+# Until the lists are loaded no plate read or registration can be matched (they wait for ``ready``), so
+# the first load takes most of the loop: slices of 10 ms, each followed by a 1 ms pause in which gas
+# alarms and every other agent run (they wait at most one slice).
+LOAD_BUSY_S = 0.010
+LOAD_PAUSE_S = 0.001
 TYPES = {topics.KAFKA_WATCHLIST_VEHICLES: VehicleEntry, topics.KAFKA_WATCHLIST_PERSONS: PersonEntry}
 
 
@@ -81,14 +86,15 @@ class WatchlistReplica:
             started = time.monotonic()
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=1000)
-                slice_ends = time.monotonic() + APPLY_BUSY_S
+                busy, pause = (APPLY_BUSY_S, APPLY_PAUSE_S) if self.ready.is_set() else (LOAD_BUSY_S, LOAD_PAUSE_S)
+                slice_ends = time.monotonic() + busy
                 for tp, records in batch.items():
                     for r in records:
                         self.apply(tp.topic, r.key, r.value)
                         if time.monotonic() >= slice_ends:  # an import never holds the loop (see APPLY_BUSY_S)
-                            await asyncio.sleep(APPLY_PAUSE_S)
+                            await asyncio.sleep(pause)
                             await self.reclaim()
-                            slice_ends = time.monotonic() + APPLY_BUSY_S
+                            slice_ends = time.monotonic() + busy
                 await self.reclaim()
                 if not self.ready.is_set() and await _caught_up(consumer, end):
                     self.ready.set()

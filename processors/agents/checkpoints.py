@@ -25,8 +25,8 @@ def register(ctx: Context, wl: Watchlists, cams: CameraAgents) -> None:
             await wl.replica.ready.wait()
             vehicles = wl.replica.vehicles
             matches = vehicles.match(read.plate, read.captured_at)
-            async for m, listed in wl.hits("vehicles", matches, lambda m: vehicles.entries[m.entry_id].plate,
-                                           read.checkpoint_id, read.captured_at):
-                await ctx.send_alerts([watch_alerts.vehicle_alert(read, m, listed)])
+            async for m, listed, sid in wl.hits("vehicles", matches, lambda m: vehicles.entries[m.entry_id].plate,
+                                                read.checkpoint_id, read.captured_at):
+                await ctx.send_alerts([watch_alerts.vehicle_alert(read, m, listed, sid)])
             if read.snapshot_jpeg is not None:  # every plate read's snapshot is a look at its camera
                 await cams.snapshot(read)

@@ -44,8 +44,8 @@ def register(ctx: Context, wl: Watchlists) -> None:
             subject = watch_alerts.person_subject(reg)
             matches = wl.replica.persons.match(reg.id_number, reg.guest_name, reg.birth_date, reg.nationality,
                                                reg.checkin_at)
-            async for m, _ in wl.hits("persons", matches, lambda m: subject, reg.hotel_id, reg.checkin_at):
-                await ctx.send_alerts([watch_alerts.person_alert(reg, m, subject)])
+            async for m, _, sid in wl.hits("persons", matches, lambda m: subject, reg.hotel_id, reg.checkin_at):
+                await ctx.send_alerts([watch_alerts.person_alert(reg, m, sid)])
             state, alerts = compliance.registered(hotels.get(reg.hotel_id), reg.hotel_id, reg.checkin_at)
             hotels.set(reg.hotel_id, state)
             await ctx.send_alerts(alerts)

@@ -11,6 +11,7 @@ from models import topics
 from models.watchlist import WatchlistMatch
 from processors.context import Context
 from processors.hunting import HuntProcess
+from processors.keys import pseudonyms
 from processors.rules import metrics, watch_alerts
 from processors.watchlists import WatchlistReplica
 
@@ -23,14 +24,17 @@ class Watchlists:
         self.replica = WatchlistReplica(ctx.settings.kafka)
         self.cooldown_table = ctx.table("watch-cooldown")
         self.cooldown = timedelta(seconds=ctx.settings.watchlist.cooldown_s)
+        self.pseudonyms = pseudonyms(ctx.settings)
 
     async def hits(self, kind: str, matches: list[WatchlistMatch], subject_of, place: str, at: datetime):
-        """The alerting matches that are not repeats within the cooldown (each counted either way)."""
+        """The alerting matches that are not repeats within the cooldown (each counted either way), each
+        with its subject and the subject's pseudonym."""
         for m in matches:
             if not m.alert:
                 continue
             subject = subject_of(m)
-            key = watch_alerts.cooldown_key(m.entry_id, subject, place).encode()
+            sid = self.pseudonyms.of(subject)
+            key = watch_alerts.cooldown_key(m.entry_id, sid, place).encode()
             raw = self.cooldown_table.get(key)
             last = datetime.fromisoformat(raw.decode()) if raw else None
             suppressed = watch_alerts.in_cooldown(last, at, self.cooldown)
@@ -38,7 +42,7 @@ class Watchlists:
                 self.cooldown_table[key] = at.isoformat().encode()
             self.ctx.sink().add(metrics.watchlist_points(kind, place, m.kind, suppressed, at))
             if not suppressed:
-                yield m, subject
+                yield m, subject, sid
 
 
 def register(ctx: Context) -> Watchlists:

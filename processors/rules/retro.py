@@ -14,6 +14,7 @@ from models.schemas import Alert, HotelRegistration, PlateColour, PlateRead, Sch
 from models.topics import MessageKind
 from models.watchlist import PersonEntry, VehicleEntry
 from processors.rules import watch_alerts
+from processors.rules.privacy import Pseudonyms
 from processors.rules.watchlist import PersonIndex, VehicleIndex
 
 
@@ -21,8 +22,9 @@ class Hunt:
     """A retro-hunt fed in chunks (``feed``), so the look-back window is never held in memory: only
     one chunk of raw events and one summary per hit. Snapshots are skipped, never decoded."""
 
-    def __init__(self, entries: list[VehicleEntry] | list[PersonEntry], kind: MessageKind) -> None:
-        self.kind = kind
+    def __init__(self, entries: list[VehicleEntry] | list[PersonEntry], kind: MessageKind,
+                 pseudonyms: Pseudonyms) -> None:
+        self.kind, self.pseudonyms = kind, pseudonyms
         self.listed = {e.entry_id: e.listed_at for e in entries}
         self.seen: dict[str, list] = {}  # alert id -> [latest event, match, subject, first sighting, count]
         self.events = 0
@@ -35,8 +37,7 @@ class Hunt:
         cutoff = self.listed.get(m.entry_id)
         if cutoff is not None and event.ingested_at is not None and event.ingested_at >= cutoff:
             return  # arrived after the entry was listed: live matching has seen it
-        make = watch_alerts.vehicle_alert if isinstance(event, PlateRead) else watch_alerts.person_alert
-        alert_id = make(event, m, subject, retro=True).alert_id
+        alert_id = self._alert(event, m, subject, retro=True).alert_id
         s = self.seen.setdefault(alert_id, [event, m, subject, at, 0])
         s[3], s[4] = min(s[3], at), s[4] + 1
         latest = s[0].captured_at if isinstance(s[0], PlateRead) else s[0].checkin_at
@@ -60,16 +61,20 @@ class Hunt:
                         if m.alert:
                             self._record(reg, m, watch_alerts.person_subject(reg), reg.checkin_at)
 
+    def _alert(self, event, m, subject: str, **kw) -> Alert:
+        sid = self.pseudonyms.of(subject)
+        if isinstance(event, PlateRead):
+            return watch_alerts.vehicle_alert(event, m, subject, sid, **kw)
+        return watch_alerts.person_alert(event, m, sid, **kw)
+
     def alerts(self) -> list[Alert]:
-        out = []
-        for event, m, subject, first, count in self.seen.values():
-            make = watch_alerts.vehicle_alert if isinstance(event, PlateRead) else watch_alerts.person_alert
-            out.append(make(event, m, subject, retro=True, first_seen=first, sightings=count))
-        return out
+        return [self._alert(event, m, subject, retro=True, first_seen=first, sightings=count)
+                for event, m, subject, first, count in self.seen.values()]
 
 
-def hunt(entries: list[VehicleEntry] | list[PersonEntry], events: Iterable[bytes], kind: MessageKind) -> list[Alert]:
-    h = Hunt(entries, kind)
+def hunt(entries: list[VehicleEntry] | list[PersonEntry], events: Iterable[bytes], kind: MessageKind,
+         pseudonyms: Pseudonyms) -> list[Alert]:
+    h = Hunt(entries, kind, pseudonyms)
     h.feed(events)
     return h.alerts()
 

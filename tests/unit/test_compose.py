@@ -69,9 +69,9 @@ def test_the_stack_validates_with_the_example_environment():
 
 
 def test_it_refuses_to_start_without_its_secrets():
-    env = {k: v for k, v in example_env().items() if not k.endswith(("PASSWORD", "TOKEN"))}
+    env = {k: v for k, v in example_env().items() if not k.endswith(("PASSWORD", "TOKEN", "KEY"))}
     out = compose_config(env)
-    assert out.returncode != 0 and re.search(r"set (\w+_PASSWORD|INFLUX_TOKEN)", out.stderr)
+    assert out.returncode != 0 and re.search(r"set (\w+_PASSWORD|INFLUX_TOKEN|PSEUDONYM_KEY)", out.stderr)
 
 
 def test_every_setting_a_pipeline_service_sets_is_known_and_valid(config, monkeypatch):
@@ -161,4 +161,4 @@ def test_the_image_installs_the_pinned_lock_and_runs_unprivileged():
 def test_no_secret_is_committed():
     tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT).stdout.split()
     assert not [f for f in tracked if f.startswith("deploy/secrets/") or f == ".env" or f.endswith((".key", "passwd"))]
-    assert all(v.startswith("change-me") or not k.endswith(("PASSWORD", "TOKEN")) for k, v in example_env().items())
+    assert all(v.startswith("change-me") or not k.endswith(("PASSWORD", "TOKEN", "KEY")) for k, v in example_env().items())

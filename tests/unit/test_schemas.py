@@ -34,7 +34,7 @@ INVALID = [
     (MessageKind.GAS_READING, f.gas_reading(unit="ppm"), "unit must be %LEL"),
     (MessageKind.GAS_READING, f.gas_reading(value="high"), "value"),
     (MessageKind.GAS_READING, f.gas_reading(battery=140), "battery"),
-    (MessageKind.GAS_READING, f.gas_reading(colour="red"), "colour"),  # unknown fields are errors
+    (MessageKind.GAS_READING, f.gas_reading(colour="red"), "unknown field"),  # an error, its name not repeated
     (MessageKind.STATUS, f.status(state="sleeping"), "state"),
     (MessageKind.FRAME, {"camera_id": "cam-1", "seq": -1, "captured_at": f.iso(f.T0), "image": ""}, "seq"),
     (MessageKind.FRAME, {"camera_id": "cam-1", "seq": 1, "captured_at": f.iso(f.T0)}, "image"),
@@ -73,3 +73,27 @@ def test_dead_letter_keeps_a_bounded_copy():
     dl = schemas.dead_letter("ingest", "not-json", "why", "safecity/v1/gas/g/reading", raw, f.T0)
     assert len(dl.payload) == schemas.DEAD_LETTER_PAYLOAD_MAX and dl.truncated and dl.payload_size == len(raw)
     assert schemas.decode_as(schemas.DeadLetter, schemas.encode(dl)) == dl
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ('{"id_type": "11010519491231002X"}', "Invalid enum value - at `$.id_type`"),
+    ('{"欧阳锋测试": 1}', "Object contains an unknown field"),
+])
+def test_dead_letter_reasons_never_carry_input_values_or_made_up_field_names(raw, expected):
+    from models.schemas import HotelRegistration, SchemaError, decode_as
+
+    with pytest.raises(SchemaError) as err:
+        decode_as(HotelRegistration, raw)
+    assert str(err.value) == expected
+
+
+def test_reasons_keep_the_schemas_words_and_drop_dict_keys():
+    from models.schemas import safe_reason
+
+    assert safe_reason("Expected `int`, got `str` - at `$.thresholds[张伟]`") == \
+        "Expected `int`, got `str` - at `$.thresholds[...]`"
+    assert safe_reason("Expected `str` of length <= 64 - at `$.guest_name`") == \
+        "Expected `str` of length <= 64 - at `$.guest_name`"
+    assert safe_reason("Expected `array`, got `object` - at `$.items[3]`") == \
+        "Expected `array`, got `object` - at `$.items[3]`"
+    assert "110105" not in safe_reason("Invalid value '110105198001011234' for `x` - at `$.a`")

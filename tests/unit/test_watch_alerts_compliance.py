@@ -9,7 +9,10 @@ from models.schemas import HotelRegistration, IdType, PlateColour, PlateRead
 from models.topics import MessageKind
 from models.watchlist import Category, PersonEntry, VehicleEntry
 from processors.rules import compliance, retro, watch_alerts
+from processors.rules.privacy import Pseudonyms
 from processors.rules.watchlist import VehicleIndex
+
+KEYS = Pseudonyms(b"unit-test-key-0123456789abcdef", "t1")
 
 T0 = datetime(2026, 11, 29, 8, tzinfo=UTC)
 CN = timezone(timedelta(hours=8))
@@ -30,9 +33,11 @@ def test_cooldown_window_and_keys():
     # repeat by the alert service, so it reaches people once even if its first send was lost)
     assert not watch_alerts.in_cooldown(T0, T0)
     assert watch_alerts.in_cooldown(T0, T0 - timedelta(seconds=1))  # an older read arriving late
-    a = watch_alerts.cooldown_key("v-1", "京A12345", "cp-1")
-    assert a != watch_alerts.cooldown_key("v-2", "京A12345", "cp-1")  # another entry is not suppressed
-    assert a != watch_alerts.cooldown_key("v-1", "京A12345", "cp-2")  # nor another place
+    sid = KEYS.of("京A12345")
+    a = watch_alerts.cooldown_key("v-1", sid, "cp-1")
+    assert a != watch_alerts.cooldown_key("v-2", sid, "cp-1")  # another entry is not suppressed
+    assert a != watch_alerts.cooldown_key("v-1", sid, "cp-2")  # nor another place
+    assert a != watch_alerts.cooldown_key("v-1", KEYS.of("京A12346"), "cp-1")  # nor another subject
     assert "京A12345" not in a
 
 
@@ -45,9 +50,11 @@ def test_person_alert_names_no_person():
     from processors.rules.watchlist import PersonIndex
 
     (m,) = PersonIndex([idx_entry]).match(reg.id_number, at=T0)
-    alert = watch_alerts.person_alert(reg, m, watch_alerts.person_subject(reg))
+    alert = watch_alerts.person_alert(reg, m, KEYS.of(watch_alerts.person_subject(reg)))
     text = schemas.encode(alert).decode()
     assert "王芳" not in text and "11010519491231002X" not in text and alert.severity.value == "critical"
+    assert alert.details["subject"] == KEYS.of("resident-id:11010519491231002X") and alert.alert_id.endswith(
+        alert.details["subject"])
 
 
 def test_retro_hunt_reports_each_place_once_with_first_and_last_sighting():
@@ -56,7 +63,7 @@ def test_retro_hunt_reports_each_place_once_with_first_and_last_sighting():
     events = [schemas.encode(r) for r in (read("苏E77772", "cp-1", 10), read("苏E77772", "cp-1", 50),
                                           read("苏E7777Z", "cp-2", 70), read("鲁C12345", "cp-1", 80),
                                           read("苏E77772", "cp-3", 130))]  # cp-3 came after it was listed
-    alerts = {a.device_id: a for a in retro.hunt([entry], events, MessageKind.PLATE_READ)}
+    alerts = {a.device_id: a for a in retro.hunt([entry], events, MessageKind.PLATE_READ, KEYS)}
     assert set(alerts) == {"cp-1", "cp-2"}
     assert alerts["cp-1"].since == T0 + timedelta(minutes=10) and alerts["cp-1"].at == T0 + timedelta(minutes=50)
     assert alerts["cp-1"].details["sightings"] == 2 and alerts["cp-2"].details["match"] == "ocr-equivalent"
@@ -71,8 +78,8 @@ def test_retro_hunt_fed_in_chunks_equals_one_pass_and_skips_snapshots():
     reads = [msgspec.structs.replace(read("苏E77772", f"cp-{i % 3}", i), snapshot_jpeg=b"\xff\xd8" * 50_000)
              for i in range(0, 100, 7)]
     events = [schemas.encode(r) for r in reads]
-    whole = retro.hunt([entry], events, MessageKind.PLATE_READ)
-    hunt = retro.Hunt([entry], MessageKind.PLATE_READ)
+    whole = retro.hunt([entry], events, MessageKind.PLATE_READ, KEYS)
+    hunt = retro.Hunt([entry], MessageKind.PLATE_READ, KEYS)
     for i in range(0, len(events), 4):
         hunt.feed(events[i:i + 4])
     chunked = hunt.alerts()
@@ -85,7 +92,7 @@ def test_vehicle_alert_carries_what_the_operator_compares():
     entry = VehicleEntry(entry_id="v-1", plate="京A8B123", category=Category.STOLEN_VEHICLE, priority=2)
     r = read("京A88123", "cp-1", 0)
     (m, *_) = VehicleIndex([entry]).match(r.plate, r.captured_at)
-    a = watch_alerts.vehicle_alert(r, m, entry.plate)
+    a = watch_alerts.vehicle_alert(r, m, entry.plate, KEYS.of(entry.plate))
     assert (a.details["plate_read"], a.details["plate_listed"], a.details["explanation"]) == (
         "京A88123", "京A8B123", "8→B at position 4")
     assert a.severity.value == "high" and "verify" in a.summary
