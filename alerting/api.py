@@ -23,6 +23,8 @@ import msgspec
 from aiohttp import web
 
 from alerting.lifecycle import ActionKind, AlertAction, AlertRecord, IllegalStep
+from models.identity import personal_data_in
+from models.schemas import safe_reason
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +93,14 @@ def build_app(service) -> web.Application:
         try:
             body = msgspec.json.decode(await request.read(), type=ActionBody)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            return _error(400, f"bad action: {exc}")
+            return _error(400, f"bad action: {safe_reason(str(exc))}")
         if body.action not in PERMITTED.get(request["role"], set()):
             return _error(403, f"a {request['role']} may not {body.action.value}")
+        for name, text in (("reason", body.reason), ("assignee", body.assignee)):
+            found = personal_data_in(text)
+            if found:  # the audit trail keeps it for good: refer to people by alert or registration id
+                return _error(400, f"the {name} seems to contain {found}; refer to a person by the alert or "
+                                   f"registration id, never by name or number")
         action = AlertAction(action=body.action, alert_id=request.match_info["alert_id"], by=request["user"],
                              at=datetime.now(UTC), action_id=body.action_id or uuid.uuid4().hex,
                              assignee=body.assignee[:64], reason=body.reason[:500])

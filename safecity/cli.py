@@ -394,9 +394,14 @@ def watchlist_delete(entry_id: str, kind: str = typer.Option(..., help="vehicles
     """Delete one entry from a watch list (a tombstone on its compacted topic; audited)."""
     from safecity import operator
 
+    from models.identity import personal_data_in
+
     if kind not in operator.LIST_TOPICS:
         typer.echo("error: --kind must be vehicles or persons", err=True)
         raise typer.Exit(2)
+    if found := personal_data_in(reason):
+        _fail(f"the reason seems to contain {found}; it is kept in the audit trail for good: refer to the "
+              "person by the entry id, never by name or number")
     audit = operator.delete_entry(load_settings(), kind, entry_id, by, reason)
     typer.echo(f"deleted {entry_id} from {kind} as {audit.by}")
 

@@ -218,6 +218,10 @@ def test_several_leads_at_one_checkpoint_keep_their_own_retained_state(pipeline,
     assert act(settings, api_token, "no-such-alert", "ack")[0] == 404
     assert act(settings, api_token, second.alert_id, "reject")[0] == 409  # a reason is required
     assert act(settings, "not-a-token", second.alert_id, "ack")[0] == 401
+    # a reason kept in the audit trail may not carry a person's number: refused, saying why
+    status, body = act(settings, api_token, second.alert_id, "reject", reason="found 张伟 110105198001011234")
+    assert status == 400 and "ID number" in body["error"] and "110105198001011234" not in body["error"]
+    assert record(settings, api_token, second.alert_id)["status"] == "firing"
 
 
 def test_the_cli_acts_through_the_api_and_refuses_illegal_steps(pipeline, settings, registry, stack_env, api_token):

@@ -136,6 +136,7 @@ def test_expired_cooldown_entries_are_dropped(pipeline, settings, registry):
     """The cooldown table shrinks: an entry whose cooldown ended long ago is deleted (a tombstone on
     its changelog), so a later hit of the same subject at that place is no longer suppressed."""
     from models.watchlist import Category, VehicleEntry
+    from processors.keys import pseudonyms
     from processors.rules import watch_alerts
     from safecity import operator
 
@@ -169,7 +170,8 @@ def test_expired_cooldown_entries_are_dropped(pipeline, settings, registry):
             assert datetime.now(UTC) < deadline, "the watch list never reached the worker"
             at += timedelta(minutes=15)
             hit = one_read(at)
-        key = watch_alerts.cooldown_key(entry.entry_id, plate, cp).encode()
+        sid = pseudonyms(settings).of(plate)  # the worker's key: it shares the run directory
+        key = watch_alerts.cooldown_key(entry.entry_id, sid, cp).encode()
         changelog = f"{settings.worker.app_id}-watch-cooldown-changelog"
         poll(lambda: kafka_records(settings, changelog, lambda k, v: k == key and v == b"", timeout=2), 60,
              "the expired cooldown entry dropped (a tombstone)")

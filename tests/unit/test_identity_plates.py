@@ -109,3 +109,21 @@ def test_cli_contracts():
 
 def test_normalize_id_is_idempotent():
     assert normalize_id(normalize_id("１１０ x")) == normalize_id("１１０ x")
+
+
+@pytest.mark.parametrize("text, found", [
+    ("found 张伟 110105198001011234", "an ID number"),  # the example (a wrong check character too)
+    ("guest 11010519491231002x checked", "an ID number"),
+    ("old card 110105800101123", "an ID number (15 digits)"),
+    ("call him on 138 0013 8000", "a phone number"),
+    ("+86 13800138000", "a phone number"),
+    ("hotel desk 010-62345678", "a phone number"),
+    ("checked at the desk, not the listed person", None),
+    ("see watch:v-1:cp-001:k1.1f3a9c0d2b4e5f60 and registration g-20261130-000123", None),
+    ("ticket 123456789012345678", None),  # 18 digits without a birth date in them
+    ("at 2026-11-30 08:15, lane 2", None),
+])
+def test_personal_data_in_free_text(text, found):
+    from models.identity import personal_data_in
+
+    assert personal_data_in(text) == found
