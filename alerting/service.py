@@ -28,6 +28,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from alerting import mqtt_state
+from alerting.audit import AuditTrail
 from alerting.channels import DeliveryError, Sender
 from alerting.lifecycle import CLOSING_CHANGES, AlertRecord, Change, Outcome
 from alerting.owner import Owner
@@ -37,6 +38,7 @@ from deploy.kafka_topics import client_args, ensure_topics
 from models import schemas, topics
 from models.schemas import Alert, SchemaError
 from models.settings import Settings
+from deploy.keys import audit_key
 from processors.rules import metrics
 from processors.rules.metrics import MetricPoint
 from processors.sinks.metrics_topic import ProducerSink
@@ -91,6 +93,7 @@ class AlertService:
         self.inflight: set[int] = set()
         self.tasks: set[asyncio.Task] = set()
         self.producer: AIOKafkaProducer | None = None
+        self.audit: AuditTrail | None = None
         self.mqtt: mqtt_state.AlertStatePublisher | None = None
         self.sender: Sender | None = None
         self.stopping = asyncio.Event()
@@ -114,6 +117,7 @@ class AlertService:
         await ensure_topics(s.kafka)
         self.producer = AIOKafkaProducer(**client_args(s.kafka), acks="all", enable_idempotence=True)
         await self.producer.start()
+        self.audit = AuditTrail(s, self.producer, audit_key(s))  # the trail's one writer
         self.mqtt = mqtt_state.AlertStatePublisher(s.mqtt)
         self.sender = Sender(s.alerts, self.mqtt.publish)
         if self.sink is None:  # metrics go through Kafka to the metrics writer: InfluxDB never holds us up
@@ -164,7 +168,8 @@ class AlertService:
         if self.settings.health.port is not None:
             self.health.serve(self.settings.health.host, self.settings.health.port)
         self.spawn(self.health.heartbeat())
-        for loop_fn in (self.consume, self.timers, self.dispatch, self.publish_states, self.snapshots):
+        for loop_fn in (self.consume, self.timers, self.dispatch, self.publish_states, self.snapshots,
+                        self.chain_requests):
             self.spawn(self.supervise(loop_fn))
         logger.info("alert service ready: API on %s:%s, store %s", self.settings.alerts.api_host,
                     self.settings.alerts.api_port, self.store.engine.url.render_as_string(hide_password=True))
@@ -309,6 +314,9 @@ class AlertService:
             self.metric(points)
             await asyncio.sleep(self.settings.alerts.snapshot_every_s)
 
+    async def chain_requests(self) -> None:
+        await self.audit.consume_requests(self.dead_letter)
+
     # ------------------------------------------------------------------ operator actions (from the API)
     async def act(self, action) -> AlertRecord:
         """Check, audit, apply. Raises IllegalStep (nothing audited, nothing changed)."""
@@ -316,7 +324,7 @@ class AlertService:
         await self.call(lambda: self.owner.on_action(action, now, dry_run=True))
         audit = schemas.AuditRecord(action=f"alert-{action.action.value}", by=action.by, at=action.at,
                                     target=action.alert_id, detail=(action.assignee or action.reason)[:500])
-        await self.producer.send_and_wait(topics.KAFKA_AUDIT, schemas.encode(audit), key=action.by.encode())
+        await self.audit.append(audit)  # in the trail before anything changes
         outcome = await self.call(self.owner.on_action, action, now)
         self.changed(outcome)
         return outcome.record

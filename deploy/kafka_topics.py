@@ -31,6 +31,7 @@ def topic_configs() -> dict[str, dict[str, str]]:
         configs[name] = {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}
     configs[topics.KAFKA_METRICS] = {"retention.ms": str(7 * DAY_MS)}  # the backlog while InfluxDB is down
     configs[topics.KAFKA_AUDIT] = {"retention.ms": "-1"}  # the audit trail is kept
+    configs[topics.KAFKA_AUDIT_REQUESTS] = {"retention.ms": str(30 * DAY_MS)}  # until chained (and a while)
     configs[topics.KAFKA_TOPICS[topics.MessageKind.FRAME]]["retention.ms"] = str(DAY_MS)
     return configs
 

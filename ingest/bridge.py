@@ -37,6 +37,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
@@ -46,11 +47,15 @@ from ingest.validate import Accepted, Rejected, validate
 from models import schemas, topics
 from models.settings import Settings
 from safecity.mqtt import make_mqtt_client
+from deploy.keys import sealer
 from safecity.health import Check, serve_from_settings
 from safecity.registry import RegistryFile
 
 logger = logging.getLogger(__name__)
 
+#: Events carrying personal data, sealed on Kafka; and the MQTT namespace whose dead letters are sealed.
+PERSONAL = frozenset({topics.MessageKind.REGISTRATION})
+PERSONAL_NAMESPACE = f"{topics.PREFIX}/{topics.DeviceKind.HOTEL.value}/"
 MQTT_GRACE_S = 10.0  # a lane reconnecting for longer than this fails the health check
 
 
@@ -176,6 +181,7 @@ class Bridge:
         self.stale = False
         self.headers = [("ingest", settings.mqtt.ingest_client_id.encode())]  # which bridge took it (operations)
         self.last_ack = 0.0  # monotonic time Kafka last confirmed a message
+        self.sealer = sealer(settings)
         self.health = serve_from_settings("ingest", settings)
         self.health.add("mqtt", self._mqtt_health)
         self.health.add("kafka", self._kafka_health)
@@ -310,8 +316,15 @@ class Bridge:
     async def _send(self, result: Accepted | Rejected) -> asyncio.Future:
         assert self.producer is not None
         if isinstance(result, Accepted):
-            return await self.producer.send(result.kafka_topic, result.value, key=result.key, headers=self.headers)
-        return await self.producer.send(topics.KAFKA_DEAD_LETTERS, schemas.encode(result.dead_letter), key=result.key,
+            value = result.value
+            if result.kind in PERSONAL:  # sealed before it reaches Kafka (models/sealed.py)
+                value = self.sealer.seal(value, result.kafka_topic, result.key)
+            return await self.producer.send(result.kafka_topic, value, key=result.key, headers=self.headers)
+        dl = result.dead_letter
+        if dl.source.startswith(PERSONAL_NAMESPACE) and not dl.sealed:  # keeps the reason; the raw copy sealed
+            dl = msgspec.structs.replace(dl, payload=self.sealer.seal(dl.payload, topics.KAFKA_DEAD_LETTERS, result.key),
+                                         sealed=True)
+        return await self.producer.send(topics.KAFKA_DEAD_LETTERS, schemas.encode(dl), key=result.key,
                                         headers=self.headers)
 
     def _failed(self, item: Pending, error: BaseException | None) -> None:

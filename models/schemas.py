@@ -233,6 +233,12 @@ class AuditRecord(Struct, kw_only=True):
     sha256: str = ""  # of the imported file
     count: int = 0
     detail: Annotated[str, msgspec.Meta(max_length=500)] = ""
+    request_id: str = ""  # the request it was chained from (a repeat of a request is chained once)
+    # the chain (alerting/audit.py), set by the one writer of the trail: position, the previous
+    # record's mac, and this record's HMAC under the audit key
+    seq: int = -1
+    prev: str = ""
+    mac: str = ""
 
 
 class DeadLetter(Struct, kw_only=True):
@@ -246,6 +252,7 @@ class DeadLetter(Struct, kw_only=True):
     payload_size: Annotated[int, msgspec.Meta(ge=0)]
     truncated: bool
     at: AwareDatetime
+    sealed: bool = False  # payload sealed (models/sealed.py): the dead letters of personal data
 
 
 DEAD_LETTER_PAYLOAD_MAX = 4096

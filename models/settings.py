@@ -183,6 +183,15 @@ class PrivacySettings(_Section):
                           "required, the same for every worker; none: a random key kept in <run_dir>/pseudonym.key)")
     pseudonym_key_id: str = Field("k1", pattern=r"^[a-z0-9]{1,8}$",
                                   description="names the key in every pseudonym; change it with the key (rotation)")
+    data_key: SecretStr | None = Field(
+        None, description="AES-256 key (64 hex digits) sealing registrations and their dead letters on Kafka "
+                          "(ingest seals, workers open; none: a random key kept in <run_dir>/data.key)")
+    data_key_id: str = Field("d1", pattern=r"^[a-z0-9]{1,8}$", description="names the data key in each sealed value")
+    previous_data_keys: SecretStr | None = Field(
+        None, description="keys still opened after a rotation: kid:hex[,kid:hex] (secret)")
+    audit_key: SecretStr | None = Field(
+        None, description="secret key of the audit trail's chain (the alert service and auditors; none: a random "
+                          "key kept in <run_dir>/audit.key)")
 
 
 class HealthSettings(_Section):

@@ -70,7 +70,8 @@ KAFKA_MOTION = "safecity.camera-motion.v1"  # motion-start / motion-end events, 
 KAFKA_WATCHLIST_VEHICLES = "safecity.watchlist-vehicles.v1"  # compacted, keyed by entry id
 KAFKA_WATCHLIST_PERSONS = "safecity.watchlist-persons.v1"  # compacted, keyed by entry id
 KAFKA_METRICS = "safecity.metrics.v1"  # metric points on their way to InfluxDB (the metrics writer)
-KAFKA_AUDIT = "safecity.audit.v1"  # who did what to watch lists and alerts
+KAFKA_AUDIT = "safecity.audit.v1"  # who did what to watch lists and alerts: one hash chain, on partition 0
+KAFKA_AUDIT_REQUESTS = "safecity.audit-requests.v1"  # what tools ask the alert service to chain into it
 
 #: What ingest subscribes to: every device kind's whole namespace (not alerts/ or system/, our
 #: outputs), so a topic of any shape below it is judged (accepted or dead-lettered), never unseen.

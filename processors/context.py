@@ -12,7 +12,9 @@ from typing import Any, Generic, TypeVar
 import faust
 import msgspec
 
+from deploy.keys import sealer as make_sealer
 from models import schemas, topics
+from models.sealed import Sealer, SealError
 from models.schemas import Alert, SchemaError
 from models.settings import Settings
 from models.topics import MessageKind
@@ -52,8 +54,10 @@ class Context:
     alerts_topic: faust.TopicT = field(init=False)
     dead_letter_topic: faust.TopicT = field(init=False)
     event_topics: dict[MessageKind, faust.TopicT] = field(init=False)
+    sealer: Sealer = field(init=False)
 
     def __post_init__(self) -> None:
+        self.sealer = make_sealer(self.settings)
         self.alerts_topic = self.topic(topics.KAFKA_ALERTS)
         self.dead_letter_topic = self.topic(topics.KAFKA_DEAD_LETTERS)
         self.event_topics = {kind: self.topic(name) for kind, name in topics.KAFKA_TOPICS.items()}
@@ -70,8 +74,10 @@ class Context:
     def sink(self) -> MetricSink:
         return self.app.output("metrics")
 
-    async def dead_letter(self, code: str, reason: str, source: str, raw: bytes) -> None:
+    async def dead_letter(self, code: str, reason: str, source: str, raw: bytes, sealed: bool = False) -> None:
         dl = schemas.dead_letter(STAGE, code, reason, source, raw or b"", datetime.now(UTC))
+        if sealed:
+            dl = msgspec.structs.replace(dl, sealed=True)
         await self.dead_letter_topic.send(key=source.encode(), value=schemas.encode(dl))
         logger.warning("dead letter %s from %s", code, source)
 
@@ -85,6 +91,19 @@ class Context:
         except SchemaError as exc:
             await self.dead_letter(exc.code, str(exc), source, raw)
             return None
+
+    async def decode_sealed(self, kind: MessageKind, key: bytes | None, raw: bytes) -> Any | None:
+        """Open a sealed record (models/sealed.py) and validate it; one that does not open, or does not
+        fit its schema, becomes a dead letter keeping the sealed value (never the opened one)."""
+        source = topics.KAFKA_TOPICS[kind]
+        try:
+            opened = self.sealer.open(raw or b"", source, key or b"")
+            return schemas.decode_event(kind, opened)
+        except SealError as exc:
+            await self.dead_letter("sealed-unopenable", str(exc), source, raw or b"", sealed=True)
+        except SchemaError as exc:
+            await self.dead_letter(exc.code, str(exc), source, raw or b"", sealed=True)
+        return None
 
     async def send_alerts(self, alerts: list[Alert]) -> None:
         for alert in alerts:

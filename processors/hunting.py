@@ -33,7 +33,8 @@ from models import schemas, topics
 from models.schemas import SchemaError
 from models.settings import Settings
 from models.topics import MessageKind
-from processors.keys import pseudonyms
+from deploy.keys import pseudonyms, sealer
+from models.sealed import SealError
 from processors.rules import retro
 from processors.watchlists import TYPES, follow_forever, lookback_start, stream_recent
 
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 NICE = 10
 READ_SLICE = 1_000  # list records read per turn of this process's loop
+PERSONAL = frozenset({MessageKind.REGISTRATION})  # sealed on Kafka (models/sealed.py)
 KINDS = {topics.KAFKA_WATCHLIST_VEHICLES: MessageKind.PLATE_READ,
          topics.KAFKA_WATCHLIST_PERSONS: MessageKind.REGISTRATION}  # what each list is hunted in
 
@@ -52,6 +54,7 @@ class RetroHunter:
         self.settings = settings
         self.producer = None
         self.pseudonyms = pseudonyms(settings)
+        self.sealer = sealer(settings)
 
     async def run(self) -> None:
         await follow_forever(self._follow, "retro-hunter")
@@ -94,15 +97,24 @@ class RetroHunter:
             await consumer.stop()
             await self.producer.stop()
 
+    def _opened(self, kind: MessageKind, source: str, key: bytes, value: bytes) -> bytes:
+        """Registrations are sealed on Kafka: opened here, in memory, one chunk at a time."""
+        if kind not in PERSONAL:
+            return value
+        try:
+            return self.sealer.open(value or b"", source, key or b"")
+        except SealError:
+            return b""  # counted as unreadable by the hunt; the worker dead-letters it
+
     async def hunt(self, entries: list, kind: MessageKind) -> None:
         ws = self.settings.watchlist
         if ws.retro_hours <= 0:
             return
         started = time.monotonic()
         h = retro.Hunt(entries, kind, self.pseudonyms)
-        async for chunk in stream_recent(self.settings.kafka, topics.KAFKA_TOPICS[kind],
-                                         lookback_start(ws.retro_hours)):
-            h.feed(value for _, value in chunk)
+        source = topics.KAFKA_TOPICS[kind]
+        async for chunk in stream_recent(self.settings.kafka, source, lookback_start(ws.retro_hours)):
+            h.feed(self._opened(kind, source, key, value) for key, value in chunk)
             await asyncio.sleep(0)
         hits = h.alerts()
         logger.info("retro-hunt: %d entries against %d recent events in %.1f s: %d hits", len(entries), h.events,

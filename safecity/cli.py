@@ -406,6 +406,57 @@ def watchlist_delete(entry_id: str, kind: str = typer.Option(..., help="vehicles
     typer.echo(f"deleted {entry_id} from {kind} as {audit.by}")
 
 
+audit_app = typer.Typer(no_args_is_help=True, help="The audit trail: verify its chain, list it.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole trail's chain (needs the audit key); exit 1 naming the first broken link."""
+    import asyncio
+
+    from alerting.audit import read_trail, verify
+    from deploy.keys import audit_key
+
+    settings = load_settings()
+    trail = asyncio.run(read_trail(settings.kafka))
+    n, head, broken = verify(trail, audit_key(settings))
+    if broken is not None:
+        typer.echo(f"audit trail NOT intact: {broken} ({n} records before it verified)")
+        raise typer.Exit(1)
+    typer.echo(f"audit trail intact: {n} records; head seq {n - 1}, mac {head} (note it: a chain cannot show "
+               "records removed from its end)")
+
+
+@audit_app.command("show")
+def audit_show(since: str | None = typer.Option(None, help="from this time (ISO, with a zone)"),
+               action: str | None = typer.Option(None, help="only this action (prefix, e.g. watchlist-)"),
+               by: str | None = typer.Option(None, help="only this operator")) -> None:
+    """List the trail, oldest first, as JSON lines."""
+    import asyncio
+    from datetime import datetime
+
+    from alerting.audit import read_trail
+    from models import schemas
+    from models.schemas import AuditRecord
+
+    try:
+        start = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
+    except ValueError:
+        _fail("--since must be an ISO time")
+    if start is not None and start.tzinfo is None:
+        _fail("--since needs a time zone")
+    for offset, value in asyncio.run(read_trail(load_settings().kafka)):
+        try:
+            r = schemas.decode_as(AuditRecord, value or b"")
+        except schemas.SchemaError:
+            typer.echo(f'{{"offset": {offset}, "error": "not an audit record"}}')
+            continue
+        if (start and r.at < start) or (action and not r.action.startswith(action)) or (by and r.by != by):
+            continue
+        typer.echo(schemas.encode({"offset": offset, **schemas.to_builtins(r)}).decode())
+
+
 alert_app = typer.Typer(no_args_is_help=True, help="Alerts: list, show, act on them (through the alert API), "
                                                     "test a routing policy.")
 app.add_typer(alert_app, name="alert")

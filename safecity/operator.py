@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import hashlib
+import uuid
 from datetime import UTC, datetime
 
 import msgspec
@@ -27,14 +28,17 @@ def actor(by: str | None) -> str:
 
 
 async def _publish(settings: Settings, records: list[tuple[str, bytes, bytes | None]], audit: AuditRecord) -> None:
+    """The audit request first (the alert service chains it into the trail), then the change: a change
+    that fails halfway is audited as attempted; none is ever unaudited."""
     await ensure_topics(settings.kafka)
     producer = AIOKafkaProducer(**client_args(settings.kafka), acks="all", enable_idempotence=True,
                                 linger_ms=20)
     await producer.start()
     try:
+        await producer.send_and_wait(topics.KAFKA_AUDIT_REQUESTS, schemas.encode(audit), key=audit.by.encode())
         for topic, key, value in records:
             await producer.send(topic, value, key=key)
-        await producer.send_and_wait(topics.KAFKA_AUDIT, schemas.encode(audit), key=audit.by.encode())
+        await producer.flush()
     finally:
         await producer.stop()
 
@@ -62,7 +66,8 @@ def import_list(settings: Settings, kind: str, data: bytes, entries: list, by: s
     changed = [e for e in entries if listed.get(e.entry_id) != content_hash(e)]
     audit = AuditRecord(action=f"watchlist-import-{kind}", by=actor(by), at=now, target=source[:300],
                         sha256=hashlib.sha256(data).hexdigest(), count=len(changed),
-                        detail=f"{len(entries) - len(changed)} of {len(entries)} entries unchanged")
+                        detail=f"{len(entries) - len(changed)} of {len(entries)} entries unchanged",
+                        request_id=uuid.uuid4().hex)
     records = [(LIST_TOPICS[kind], e.entry_id.encode(), schemas.encode(msgspec.structs.replace(e, listed_at=now)))
                for e in changed]
     asyncio.run(_publish(settings, records, audit))
@@ -71,6 +76,6 @@ def import_list(settings: Settings, kind: str, data: bytes, entries: list, by: s
 
 def delete_entry(settings: Settings, kind: str, entry_id: str, by: str | None, reason: str) -> AuditRecord:
     audit = AuditRecord(action=f"watchlist-delete-{kind}", by=actor(by), at=datetime.now(UTC), target=entry_id,
-                        count=1, detail=reason[:500])
+                        count=1, detail=reason[:500], request_id=uuid.uuid4().hex)
     asyncio.run(_publish(settings, [(LIST_TOPICS[kind], entry_id.encode(), None)], audit))
     return audit

@@ -32,8 +32,8 @@ def register(ctx: Context, wl: Watchlists) -> None:
 
     @app.agent(ctx.event_topics[MessageKind.REGISTRATION], name="registrations")
     async def registrations(stream: faust.StreamT) -> None:
-        async for raw in stream:
-            reg = await ctx.decode(MessageKind.REGISTRATION, raw)
+        async for key, raw in stream.items():
+            reg = await ctx.decode_sealed(MessageKind.REGISTRATION, key, raw)  # opened here, for matching only
             if reg is None:
                 continue
             ctx.sink().add(metrics.registration_points(reg, ws.late_upload_s))

@@ -11,7 +11,7 @@ from models import topics
 from models.watchlist import WatchlistMatch
 from processors.context import Context
 from processors.hunting import HuntProcess
-from processors.keys import pseudonyms
+from deploy.keys import pseudonyms
 from processors.rules import metrics, watch_alerts
 from processors.watchlists import WatchlistReplica
 

@@ -14,7 +14,7 @@ from models.schemas import Alert, HotelRegistration, PlateColour, PlateRead, Sch
 from models.topics import MessageKind
 from models.watchlist import PersonEntry, VehicleEntry
 from processors.rules import watch_alerts
-from processors.rules.privacy import Pseudonyms
+from models.privacy import Pseudonyms
 from processors.rules.watchlist import PersonIndex, VehicleIndex
 
 

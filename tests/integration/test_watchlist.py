@@ -136,7 +136,7 @@ def test_expired_cooldown_entries_are_dropped(pipeline, settings, registry):
     """The cooldown table shrinks: an entry whose cooldown ended long ago is deleted (a tombstone on
     its changelog), so a later hit of the same subject at that place is no longer suppressed."""
     from models.watchlist import Category, VehicleEntry
-    from processors.keys import pseudonyms
+    from deploy.keys import pseudonyms
     from processors.rules import watch_alerts
     from safecity import operator
 

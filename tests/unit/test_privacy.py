@@ -1,4 +1,4 @@
-"""Keyed pseudonyms (processors/rules/privacy.py): stable under one key, not recomputable without it."""
+"""Keyed pseudonyms (models/privacy.py): stable under one key, not recomputable without it."""
 
 import hashlib
 import os
@@ -6,7 +6,7 @@ import os
 import pytest
 
 from models.identity import id_check_character
-from processors.rules.privacy import Pseudonyms
+from models.privacy import Pseudonyms
 
 
 def candidates(region: str, year: int):

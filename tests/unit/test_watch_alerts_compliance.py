@@ -9,7 +9,7 @@ from models.schemas import HotelRegistration, IdType, PlateColour, PlateRead
 from models.topics import MessageKind
 from models.watchlist import Category, PersonEntry, VehicleEntry
 from processors.rules import compliance, retro, watch_alerts
-from processors.rules.privacy import Pseudonyms
+from models.privacy import Pseudonyms
 from processors.rules.watchlist import VehicleIndex
 
 KEYS = Pseudonyms(b"unit-test-key-0123456789abcdef", "t1")
