@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from models import topics
@@ -16,9 +17,16 @@ logger = logging.getLogger(__name__)
 DAY_MS = 24 * 3600 * 1000
 
 
-def topic_configs() -> dict[str, dict[str, str]]:
+#: Topics holding personal data (sealed): kept only ``personal_retention_h``, also once they exist.
+PERSONAL_TOPICS = (topics.KAFKA_TOPICS[topics.MessageKind.REGISTRATION],)
+
+
+def topic_configs(settings: KafkaSettings | None = None) -> dict[str, dict[str, str]]:
     events = {"retention.ms": str(7 * DAY_MS), "max.message.bytes": str(2 * 1024 * 1024)}
     configs = {name: dict(events) for name in topics.KAFKA_TOPICS.values()}
+    personal = int((settings.personal_retention_h if settings else 48.0) * 3600 * 1000)
+    for name in PERSONAL_TOPICS:
+        configs[name]["retention.ms"] = str(personal)
     configs[topics.KAFKA_ALERTS] = {"retention.ms": str(90 * DAY_MS)}
     configs[topics.KAFKA_DEAD_LETTERS] = {"retention.ms": str(30 * DAY_MS)}
     configs[topics.KAFKA_GAS_TICKS] = {"retention.ms": str(DAY_MS)}
@@ -76,8 +84,13 @@ async def ensure_topics(settings: KafkaSettings) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        configs = topic_configs(settings)
         wanted = [NewTopic(name, settings.partitions, settings.replication, topic_configs=cfg)
-                  for name, cfg in topic_configs().items() if name not in existing]
+                  for name, cfg in configs.items() if name not in existing]
+        personal = [ConfigResource(ConfigResourceType.TOPIC, name, configs[name])
+                    for name in PERSONAL_TOPICS if name in existing]
+        if personal:  # the retention setting holds for a topic created before it changed, too
+            await admin.alter_configs(personal)
         if wanted:
             try:
                 await admin.create_topics(wanted)

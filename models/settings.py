@@ -53,6 +53,9 @@ class KafkaSettings(_Section):
     partitions: int = Field(4, ge=1, le=1024, description="partitions of each event topic")
     replication: int = Field(1, ge=1, le=7, description="replication factor of created topics")
     linger_ms: int = Field(5, ge=0, le=1000, description="producer linger, milliseconds")
+    personal_retention_h: float = Field(
+        48.0, ge=1, le=24 * 30, description="how long Kafka keeps registrations (sealed personal data): at least "
+                                            "the retro-hunt's look-back, plus room for an outage")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", description="how clients reach Kafka (production across hosts: SASL_SSL or SSL)")
     sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
@@ -219,10 +222,18 @@ class Settings(BaseSettings):
     registry: Path | None = Field(None, description="device registry (YAML or CSV); set: unknown devices are rejected")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
 
+    @model_validator(mode="after")
+    def _retention_covers_the_lookback(self) -> Settings:
+        if self.kafka.personal_retention_h < self.watchlist.retro_hours:
+            raise ValueError(f"kafka.personal_retention_h ({self.kafka.personal_retention_h:g}) is shorter than "
+                             f"watchlist.retro_hours ({self.watchlist.retro_hours:g}): the retro-hunt would miss "
+                             "registrations")
+        return self
+
 
 def env_name(loc: tuple[int | str, ...]) -> str:
-    """The environment variable behind a validation error location."""
-    return ENV_PREFIX + ENV_DELIMITER.join(str(p).upper() for p in loc)
+    """The environment variable behind a validation error location (a rule across sections: SAFECITY_*)."""
+    return ENV_PREFIX + (ENV_DELIMITER.join(str(p).upper() for p in loc) if loc else "*")
 
 
 def config_errors() -> list[str]:

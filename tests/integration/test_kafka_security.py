@@ -94,9 +94,10 @@ def test_an_operator_imports_a_list_through_the_secured_listener(kafka, tmp_path
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
 
-    async def audit_records() -> list[AuditRecord]:
+    async def audit_records() -> list[AuditRecord]:  # the tool's request, before it changed the list
         k = secured(kafka)
-        consumer = AIOKafkaConsumer(topics.KAFKA_AUDIT, **client_args(k), auto_offset_reset="earliest", group_id=None)
+        consumer = AIOKafkaConsumer(topics.KAFKA_AUDIT_REQUESTS, **client_args(k), auto_offset_reset="earliest",
+                                    group_id=None)
         await consumer.start()
         try:
             batch = await consumer.getmany(timeout_ms=10_000)
@@ -106,3 +107,27 @@ def test_an_operator_imports_a_list_through_the_secured_listener(kafka, tmp_path
 
     (record,) = [r for r in asyncio.run(audit_records()) if r.by == "sec-test"]
     assert record.action == "watchlist-import-vehicles" and record.count == 1
+
+
+def test_personal_data_is_kept_only_as_long_as_the_setting_says(kafka):
+    """Registrations (sealed personal data) live personal_retention_h on Kafka, also on a topic created
+    before the setting changed."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    topic = topics.KAFKA_TOPICS[topics.MessageKind.REGISTRATION]
+
+    async def retention(hours: float) -> str:
+        k = secured(kafka, personal_retention_h=hours)
+        await ensure_topics(k)
+        admin = AIOKafkaAdminClient(**client_args(k))
+        await admin.start()
+        try:
+            (resp,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            entries = resp.resources[0][4]
+            return next(e[1] for e in entries if e[0] == "retention.ms")
+        finally:
+            await admin.close()
+
+    assert asyncio.run(retention(30)) == str(30 * 3600 * 1000)
+    assert asyncio.run(retention(72)) == str(72 * 3600 * 1000)  # changed on the existing topic

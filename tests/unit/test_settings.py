@@ -56,3 +56,16 @@ def test_kafka_security_reaches_every_client_the_same_way(monkeypatch):
 def test_mqtt_tls_files_go_together(monkeypatch):
     monkeypatch.setenv("SAFECITY_MQTT__TLS_CERT_FILE", "/x/client.crt")
     assert any("tls_cert_file and tls_key_file" in e for e in config_errors())
+
+
+def test_personal_data_retention_covers_the_retro_hunt(monkeypatch):
+    monkeypatch.setenv("SAFECITY_KAFKA__PERSONAL_RETENTION_H", "10")
+    errors = config_errors()
+    assert any(e.startswith("SAFECITY_*:") and "retro_hours" in e for e in errors), errors
+    monkeypatch.setenv("SAFECITY_WATCHLIST__RETRO_HOURS", "6")
+    assert config_errors() == []
+    from deploy.kafka_topics import topic_configs
+    from models import topics
+
+    assert topic_configs(Settings().kafka)[topics.KAFKA_TOPICS[topics.MessageKind.REGISTRATION]]["retention.ms"] == \
+        str(10 * 3600 * 1000)
