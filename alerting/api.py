@@ -2,7 +2,8 @@
 
 Every request carries ``Authorization: Bearer <token>`` (``safecity alert user add``); actions are
 attributed to that user, never to a name the client chooses. Roles: ``operator`` may read,
-acknowledge and comment; ``supervisor`` also assigns, resolves, confirms and rejects; ``admin`` all.
+acknowledge and comment; ``supervisor`` also assigns, resolves, confirms and rejects; ``admin`` all,
+and changes the watch lists.
 
 ::
 
@@ -10,14 +11,22 @@ acknowledge and comment; ``supervisor`` also assigns, resolves, confirms and rej
     GET  /api/v1/alerts/{alert_id}                 every episode of the alert, newest last
     POST /api/v1/alerts/{alert_id}/actions         {"action": "ack", "reason": "...", "assignee": "..."}
          200 the record | 400 bad body | 401 no user | 403 role | 404 no alert | 409 illegal step
+    POST /api/v1/watchlists/{kind}/import?source=NAME    body: the CSV file (admin)
+         200 {"count", "total", "sha256", "by", ...} | 400 not a valid list (rows and fields named)
+    DELETE /api/v1/watchlists/{kind}/entries/{entry_id}  {"reason": "..."} (admin)
     GET  /healthz
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
+import sys
 import uuid
 from datetime import UTC, datetime
+from typing import Annotated
 
 import msgspec
 from aiohttp import web
@@ -34,6 +43,14 @@ PERMITTED = {
                    ActionKind.REJECT},
 }
 PERMITTED["admin"] = PERMITTED["supervisor"]
+
+
+LIST_KINDS = ("vehicles", "persons")
+MAX_LIST_BYTES = 1 << 30  # 1 GiB: a few million entries
+
+
+class DeleteBody(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -111,6 +128,62 @@ def build_app(service) -> web.Application:
         logger.info("%s: %s %s", request["user"], body.action.value, action.alert_id)
         return web.json_response(record_json(record))
 
+    async def import_list(request: web.Request) -> web.Response:
+        """An admin's watch-list file, streamed to a private file and published by a separate, niced
+        process (`safecity watchlist publish`): parsing a million entries never holds up the alerts."""
+        if request["role"] != "admin":
+            return _error(403, "only an admin imports watch lists")
+        kind = request.match_info["kind"]
+        if kind not in LIST_KINDS:
+            return _error(404, "kind must be vehicles or persons")
+        source = request.query.get("source", "upload")[:200]
+        uploads = service.settings.services.run_dir / "uploads"
+        uploads.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = uploads / f"{uuid.uuid4().hex}.csv"
+        try:
+            size = 0
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as fh:
+                async for chunk in request.content.iter_chunked(1 << 20):
+                    size += len(chunk)
+                    if size > MAX_LIST_BYTES:
+                        return _error(413, f"a list file may have at most {MAX_LIST_BYTES >> 20} MiB")
+                    fh.write(chunk)
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "safecity.cli", "watchlist", "publish", str(path), "--kind", kind,
+                "--by", request["user"], "--source", source, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, preexec_fn=lambda: os.nice(10))
+            out, err = await proc.communicate()
+        finally:
+            path.unlink(missing_ok=True)
+        if proc.returncode == 2:  # the file is not a valid list: the reason names rows and fields, not values
+            reason = err.decode(errors="replace").strip().splitlines()[-1].removeprefix("error: ")
+            return _error(400, reason.replace(f"{path}: ", ""))  # the server's file name is nobody's business
+        if proc.returncode != 0:
+            logger.error("watch-list publish failed (exit %s)", proc.returncode)
+            return _error(500, "the list could not be published; nothing is lost: import it again")
+        summary = json.loads(out)
+        logger.info("%s: imported %d %s entries", request["user"], summary["count"], kind)
+        return web.json_response(summary)
+
+    async def delete_entry(request: web.Request) -> web.Response:
+        if request["role"] != "admin":
+            return _error(403, "only an admin changes watch lists")
+        kind = request.match_info["kind"]
+        if kind not in LIST_KINDS:
+            return _error(404, "kind must be vehicles or persons")
+        try:
+            body = msgspec.json.decode(await request.read(), type=DeleteBody)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            return _error(400, f"bad request: {safe_reason(str(exc))}")
+        if found := personal_data_in(body.reason):
+            return _error(400, f"the reason seems to contain {found}; it is kept in the audit trail for good: "
+                               "refer to the person by the entry id, never by name or number")
+        from safecity import operator
+
+        audit = await asyncio.to_thread(operator.delete_entry, service.settings, kind,
+                                        request.match_info["entry_id"], request["user"], body.reason)
+        return web.json_response({"deleted": audit.target, "kind": kind, "by": audit.by})
+
     async def health(request: web.Request) -> web.Response:  # the same report as the health endpoint
         report = service.health.report()
         return web.json_response(report, status=200 if report["ok"] else 503)
@@ -120,6 +193,8 @@ def build_app(service) -> web.Application:
     app.router.add_get("/api/v1/alerts", list_alerts)
     app.router.add_get("/api/v1/alerts/{alert_id}", show_alert)
     app.router.add_post("/api/v1/alerts/{alert_id}/actions", act)
+    app.router.add_post("/api/v1/watchlists/{kind}/import", import_list)
+    app.router.add_delete("/api/v1/watchlists/{kind}/entries/{entry_id}", delete_entry)
     return app
 
 

@@ -86,8 +86,8 @@ def verify(trail: Iterable[tuple[int, bytes | None]], key: bytes) -> tuple[int, 
 
 # ---------------------------------------------------------------- Kafka adapter (the one writer)
 class AuditTrail:
-    """Appends to the trail for the alert service: its own operators' actions, and the requests tools
-    (``safecity watchlist import|delete``) put on ``safecity.audit-requests.v1``. One at a time; after
+    """Appends to the trail for the alert service: its own operators' actions, and the requests the
+    watch-list publisher puts on ``safecity.audit-requests.v1``. One at a time; after
     a failed write the head is read back from the trail before the next one."""
 
     RECENT = 10_000  # request ids remembered, so a request delivered twice is chained once

@@ -319,6 +319,9 @@ def plate_check(plate: str) -> None:
     typer.echo(json.dumps(check_plate(plate).as_json(), ensure_ascii=False))
 
 
+TOKEN = typer.Option(None, "--token", help="API token (default: SAFECITY_ALERTS__TOKEN)")
+
+
 watchlist_app = typer.Typer(no_args_is_help=True, help="Watch lists: match, import, delete.")
 app.add_typer(watchlist_app, name="watchlist")
 
@@ -375,35 +378,50 @@ def watchlist_match(vehicles: Path | None = typer.Option(None, help="vehicle lis
 
 @watchlist_app.command("import")
 def watchlist_import(file: Path, kind: str = typer.Option(..., help="vehicles | persons"),
-                     by: str | None = typer.Option(None, help="who imports (audit trail); default: the login name")) -> None:
-    """Validate a watch-list CSV and publish it to the running system (audited)."""
-    from safecity import operator
+                     token: str | None = TOKEN) -> None:
+    """Import a watch-list CSV through the alert API, as the admin the token names (audited)."""
+    import urllib.parse
 
-    if kind not in operator.LIST_TOPICS:
-        typer.echo("error: --kind must be vehicles or persons", err=True)
-        raise typer.Exit(2)
-    text, entries = _read_list(file, kind)
-    audit = operator.import_list(load_settings(), kind, text.encode("utf-8"), entries, by, str(file))
-    typer.echo(f"published {audit.count} {kind} entries ({audit.detail}; sha256 {audit.sha256[:16]}...) "
-               f"as {audit.by}")
+    if kind not in ("vehicles", "persons"):
+        _fail("--kind must be vehicles or persons")
+    _read_list(file, kind)  # the same checks the server makes, before a long upload
+    summary = _api("POST", f"/api/v1/watchlists/{kind}/import?source={urllib.parse.quote(file.name)}",
+                   token=token, upload=file)
+    typer.echo(f"published {summary['count']} {kind} entries ({summary['detail']}; sha256 "
+               f"{summary['sha256'][:16]}...) as {summary['by']}")
 
 
 @watchlist_app.command("delete")
 def watchlist_delete(entry_id: str, kind: str = typer.Option(..., help="vehicles | persons"),
-                     reason: str = typer.Option(..., help="why (audit trail)"), by: str | None = None) -> None:
-    """Delete one entry from a watch list (a tombstone on its compacted topic; audited)."""
-    from safecity import operator
+                     reason: str = typer.Option(..., help="why (audit trail)"), token: str | None = TOKEN) -> None:
+    """Delete one entry from a watch list through the alert API, as the admin the token names (audited)."""
+    import urllib.parse
 
     from models.identity import personal_data_in
 
-    if kind not in operator.LIST_TOPICS:
-        typer.echo("error: --kind must be vehicles or persons", err=True)
-        raise typer.Exit(2)
+    if kind not in ("vehicles", "persons"):
+        _fail("--kind must be vehicles or persons")
     if found := personal_data_in(reason):
         _fail(f"the reason seems to contain {found}; it is kept in the audit trail for good: refer to the "
               "person by the entry id, never by name or number")
-    audit = operator.delete_entry(load_settings(), kind, entry_id, by, reason)
-    typer.echo(f"deleted {entry_id} from {kind} as {audit.by}")
+    done = _api("DELETE", f"/api/v1/watchlists/{kind}/entries/{urllib.parse.quote(entry_id, safe='')}",
+                {"reason": reason}, token=token)
+    typer.echo(f"deleted {done['deleted']} from {kind} as {done['by']}")
+
+
+@watchlist_app.command("publish", hidden=True)
+def watchlist_publish(file: Path, kind: str = typer.Option(...), by: str = typer.Option(...),
+                      source: str = typer.Option("upload")) -> None:
+    """The server side of an import (the alert API runs it for an authenticated admin): validate the
+    file, request its audit record, publish the new and changed entries; one JSON summary on stdout."""
+    import json
+
+    from safecity import operator
+
+    text, entries = _read_list(file, kind)
+    audit = operator.import_list(load_settings(), kind, text.encode("utf-8"), entries, by, source)
+    typer.echo(json.dumps({"count": audit.count, "total": len(entries), "detail": audit.detail,
+                           "sha256": audit.sha256, "by": audit.by, "kind": kind}))
 
 
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail: verify its chain, list it.")
@@ -491,8 +509,9 @@ def alert_user_add(name: str, role: str = typer.Option("operator", help="operato
     store.close()
 
 
-def _api(method: str, path: str, body: dict | None = None, token: str | None = None):
-    """Call the alert API; exit 1 with the API's message on a refusal, 2 when it cannot be reached."""
+def _api(method: str, path: str, body: dict | None = None, token: str | None = None, upload: Path | None = None):
+    """Call the alert API (a JSON body, or a file streamed as the body); exit 1 with the API's message
+    on a refusal, 2 when it cannot be reached."""
     import json
     import urllib.error
     import urllib.request
@@ -503,11 +522,15 @@ def _api(method: str, path: str, body: dict | None = None, token: str | None = N
         typer.echo("error: no API token: set SAFECITY_ALERTS__TOKEN or pass --token "
                    "(safecity alert user add NAME)", err=True)
         raise typer.Exit(2)
-    req = urllib.request.Request(settings.alerts.api_url.rstrip("/") + path, method=method,
-                                 data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    data = json.dumps(body).encode() if body is not None else None
+    if upload is not None:
+        headers |= {"Content-Type": "text/csv", "Content-Length": str(upload.stat().st_size)}
+        data = open(upload, "rb")  # noqa: SIM115 - streamed by urllib, closed below
+    req = urllib.request.Request(settings.alerts.api_url.rstrip("/") + path, method=method, data=data,
+                                 headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=30 if upload is None else 3600) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as exc:
         try:
@@ -519,6 +542,9 @@ def _api(method: str, path: str, body: dict | None = None, token: str | None = N
     except (urllib.error.URLError, OSError) as exc:
         typer.echo(f"error: the alert API at {settings.alerts.api_url} cannot be reached ({exc})", err=True)
         raise typer.Exit(2) from None
+    finally:
+        if upload is not None:
+            data.close()
 
 
 def _act(alert_id: str, action: str, reason: str = "", assignee: str = "", token: str | None = None) -> None:
@@ -529,7 +555,6 @@ def _act(alert_id: str, action: str, reason: str = "", assignee: str = "", token
     typer.echo(f"{alert_id}: {record['status']} ({action} by {record['steps'][-1]['by']})")
 
 
-TOKEN = typer.Option(None, "--token", help="API token (default: SAFECITY_ALERTS__TOKEN)")
 
 
 @alert_app.command("ack")

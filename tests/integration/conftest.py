@@ -161,6 +161,22 @@ def pipeline(stack, stack_env, settings, registry):
         proc.stop()
 
 
+def add_user(stack_env: dict[str, str], name: str, role: str) -> str:
+    """A user of the alert API made with the CLI, as an administrator would; its token."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "safecity.cli", "alert", "user", "add", name, "--role", role],
+                         env=stack_env, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def admin_env(pipeline, stack_env) -> dict[str, str]:
+    """The environment of an admin's CLI (watch-list imports go through the API as this user)."""
+    return stack_env | {"SAFECITY_ALERTS__TOKEN": add_user(stack_env, "officer-7", "admin")}
+
+
 @pytest.fixture(scope="session")
 def api_token(pipeline, stack_env, settings) -> str:
     """A supervisor's API token (made with the CLI, as an administrator would)."""

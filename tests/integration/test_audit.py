@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from alerting.audit import Chain
 from models import schemas, topics
 from models.schemas import AuditRecord
+from tests.integration.conftest import add_user
 from tests.integration.harness import ROOT, poll
 
 pytestmark = pytest.mark.integration
@@ -37,14 +38,15 @@ def shown(stack_env, **filters) -> list[dict]:
 
 def test_the_trail_is_chained_verified_and_tampering_is_named(pipeline, stack_env, settings, tmp_path):
     officer = f"auditor-{uuid.uuid4().hex[:6]}"
+    stack_env = stack_env | {"SAFECITY_ALERTS__TOKEN": add_user(stack_env, officer, "admin")}
     listing = tmp_path / "vehicles.csv"
     listing.write_text("entry_id,plate,category,priority,valid_from,valid_until\n"
                        f"aud-{officer},京A55555,stolen-vehicle,2,,\n", encoding="utf-8")
-    assert cli(stack_env, "watchlist", "import", str(listing), "--kind", "vehicles", "--by", officer).returncode == 0
-    refused = cli(stack_env, "watchlist", "delete", f"aud-{officer}", "--kind", "vehicles", "--by", officer,
+    assert cli(stack_env, "watchlist", "import", str(listing), "--kind", "vehicles").returncode == 0
+    refused = cli(stack_env, "watchlist", "delete", f"aud-{officer}", "--kind", "vehicles",
                   "--reason", "guest 张伟 110105198001011234 left")
     assert refused.returncode == 2 and "ID number" in refused.stderr and "110105198001011234" not in refused.stderr
-    assert cli(stack_env, "watchlist", "delete", f"aud-{officer}", "--kind", "vehicles", "--by", officer,
+    assert cli(stack_env, "watchlist", "delete", f"aud-{officer}", "--kind", "vehicles",
                "--reason", "entry withdrawn").returncode == 0
 
     mine = poll(lambda: (r := shown(stack_env, by=officer)) and len(r) == 2 and r, 60, "both requests chained")

@@ -80,8 +80,9 @@ def test_a_wrong_password_or_plaintext_is_refused(kafka):
         asyncio.run(connect(KafkaSettings(bootstrap=f"127.0.0.1:{kafka.sasl_port}")))
 
 
-def test_an_operator_imports_a_list_through_the_secured_listener(kafka, tmp_path):
-    """`safecity watchlist import` with nothing but environment settings, as the README documents."""
+def test_the_list_publisher_works_through_the_secured_listener(kafka, tmp_path):
+    """The server side of an import (`safecity watchlist publish`, which the alert API runs) with nothing
+    but environment settings."""
     listing = tmp_path / "vehicles.csv"
     listing.write_text("entry_id,plate,category,priority,valid_from,valid_until\nsec-1,京A12345,stolen-vehicle,1,,\n",
                        encoding="utf-8")
@@ -89,7 +90,7 @@ def test_an_operator_imports_a_list_through_the_secured_listener(kafka, tmp_path
         "SAFECITY_KAFKA__BOOTSTRAP": f"127.0.0.1:{kafka.sasl_port}", "SAFECITY_KAFKA__PARTITIONS": "1",
         "SAFECITY_KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT", "SAFECITY_KAFKA__SASL_USERNAME": "operator",
         "SAFECITY_KAFKA__SASL_PASSWORD": PASSWORD}
-    out = subprocess.run([sys.executable, "-m", "safecity.cli", "watchlist", "import", str(listing), "--kind",
+    out = subprocess.run([sys.executable, "-m", "safecity.cli", "watchlist", "publish", str(listing), "--kind",
                           "vehicles", "--by", "sec-test"], env=env, cwd=ROOT, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -69,7 +69,7 @@ async def _parts(consumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or {0}
 
 
-def test_no_guest_name_or_id_number_is_kept_in_the_clear(pipeline, settings, registry, postgres, stack_env,
+def test_no_guest_name_or_id_number_is_kept_in_the_clear(pipeline, settings, registry, postgres, admin_env,
                                                          services_dir, tmp_path):
     hotel = registry.add("hotel")
     sim = HotelSim(hotel, random.Random(20261130))
@@ -80,8 +80,8 @@ def test_no_guest_name_or_id_number_is_kept_in_the_clear(pipeline, settings, reg
     tag = uuid.uuid4().hex[:6]
     listing.write_text("entry_id,name,id_number,birth_date_from,birth_date_to,category,priority,valid_from,valid_until\n"
                        f"pd-{tag},,{listed.id_number},,,wanted-person,1,,\n", encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "safecity.cli", "watchlist", "import", str(listing), "--kind", "persons",
-                    "--by", "officer-pd"], env=stack_env, cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "safecity.cli", "watchlist", "import", str(listing), "--kind", "persons"],
+                   env=admin_env, cwd=ROOT, check=True, capture_output=True)
     probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/watchlist-person/{hotel}/#")
     desk = DeviceClient(settings.mqtt, DeviceKind.HOTEL, hotel).start()
     bad_name, bad_number = "诸葛测试丙", "110105199001011237"
