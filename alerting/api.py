@@ -11,6 +11,8 @@ and changes the watch lists.
     GET  /api/v1/alerts/{alert_id}                 every episode of the alert, newest last
     POST /api/v1/alerts/{alert_id}/actions         {"action": "ack", "reason": "...", "assignee": "..."}
          200 the record | 400 bad body | 401 no user | 403 role | 404 no alert | 409 illegal step
+    POST /api/v1/alerts/{alert_id}/subject         {"reason": "..."}: a person lead's guest (supervisor;
+         audited first) | 403 | 404 | 409 not a person lead | 410 no longer kept
     POST /api/v1/watchlists/{kind}/import?source=NAME    body: the CSV file (admin)
          200 {"count", "total", "sha256", "by", ...} | 400 not a valid list (rows and fields named)
     DELETE /api/v1/watchlists/{kind}/entries/{entry_id}  {"reason": "..."} (admin)
@@ -184,6 +186,30 @@ def build_app(service) -> web.Application:
                                         request.match_info["entry_id"], request["user"], body.reason)
         return web.json_response({"deleted": audit.target, "kind": kind, "by": audit.by})
 
+    async def open_subject(request: web.Request) -> web.Response:
+        """Show a person lead's guest to a supervisor (the console's "show the guest"): audited with
+        the reason before anything is opened; never logged."""
+        if request["role"] not in ("supervisor", "admin"):
+            return _error(403, "only a supervisor opens a guest's record")
+        try:
+            body = msgspec.json.decode(await request.read(), type=DeleteBody)  # a reason, required
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            return _error(400, f"say why: {safe_reason(str(exc))}")
+        if found := personal_data_in(body.reason):
+            return _error(400, f"the reason seems to contain {found}; refer to a person by the alert id")
+        from alerting.service import NotAPersonLead
+
+        try:
+            subject = await service.open_subject(request.match_info["alert_id"], request["user"], body.reason)
+        except IllegalStep as exc:
+            return _error(404, str(exc))
+        except NotAPersonLead as exc:
+            return _error(409, str(exc))
+        if subject is None:
+            return _error(410, "the registration is no longer kept (SAFECITY_KAFKA__PERSONAL_RETENTION_H)")
+        logger.info("%s opened the subject of %s", request["user"], request.match_info["alert_id"])
+        return web.json_response(subject)
+
     async def health(request: web.Request) -> web.Response:  # the same report as the health endpoint
         report = service.health.report()
         return web.json_response(report, status=200 if report["ok"] else 503)
@@ -193,6 +219,7 @@ def build_app(service) -> web.Application:
     app.router.add_get("/api/v1/alerts", list_alerts)
     app.router.add_get("/api/v1/alerts/{alert_id}", show_alert)
     app.router.add_post("/api/v1/alerts/{alert_id}/actions", act)
+    app.router.add_post("/api/v1/alerts/{alert_id}/subject", open_subject)
     app.router.add_post("/api/v1/watchlists/{kind}/import", import_list)
     app.router.add_delete("/api/v1/watchlists/{kind}/entries/{entry_id}", delete_entry)
     return app

@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from alerting import mqtt_state
 from alerting.audit import AuditTrail
 from alerting.channels import DeliveryError, Sender
-from alerting.lifecycle import CLOSING_CHANGES, AlertRecord, Change, Outcome
+from alerting.lifecycle import CLOSING_CHANGES, AlertRecord, Change, IllegalStep, Outcome
 from alerting.owner import Owner
 from alerting.policy import Policy, load_policy
 from alerting.store import AlertStore, OutboxRow, default_url
@@ -38,7 +38,7 @@ from deploy.kafka_topics import client_args, ensure_topics
 from models import schemas, topics
 from models.schemas import Alert, SchemaError
 from models.settings import Settings
-from deploy.keys import audit_key
+from deploy.keys import audit_key, sealer
 from processors.rules import metrics
 from processors.rules.metrics import MetricPoint
 from processors.sinks.metrics_topic import ProducerSink
@@ -118,6 +118,7 @@ class AlertService:
         self.producer = AIOKafkaProducer(**client_args(s.kafka), acks="all", enable_idempotence=True)
         await self.producer.start()
         self.audit = AuditTrail(s, self.producer, audit_key(s))  # the trail's one writer
+        self.sealer = sealer(s)  # opens a guest's registration for a supervisor (open_subject), audited
         self.mqtt = mqtt_state.AlertStatePublisher(s.mqtt)
         self.sender = Sender(s.alerts, self.mqtt.publish)
         if self.sink is None:  # metrics go through Kafka to the metrics writer: InfluxDB never holds us up
@@ -317,6 +318,10 @@ class AlertService:
     async def chain_requests(self) -> None:
         await self.audit.consume_requests(self.dead_letter)
 
+    async def open_subject(self, alert_id: str, by: str, reason: str) -> dict | None:
+        """A person lead's registration, for a supervisor, audited first (None: no longer on Kafka)."""
+        return await _open_subject(self, alert_id, by, reason)
+
     # ------------------------------------------------------------------ operator actions (from the API)
     async def act(self, action) -> AlertRecord:
         """Check, audit, apply. Raises IllegalStep (nothing audited, nothing changed)."""
@@ -328,6 +333,35 @@ class AlertService:
         outcome = await self.call(self.owner.on_action, action, now)
         self.changed(outcome)
         return outcome.record
+
+
+class NotAPersonLead(LookupError):
+    pass
+
+
+async def _open_subject(service: "AlertService", alert_id: str, by: str, reason: str) -> dict | None:
+    from alerting.subject import find_registration
+
+    episodes = await service.call(service.store.episodes, alert_id)
+    if not episodes:
+        raise IllegalStep(f"no alert {alert_id!r}")
+    lead = episodes[-1]
+    registration_id = lead.details.get("registration_id")
+    if lead.type not in ("watchlist-person", "watchlist-retro-hit") or not registration_id:
+        raise NotAPersonLead(f"{alert_id} is not a lead about a hotel guest")
+    # audited before anything is opened: who looked, at which lead, and why
+    await service.audit.append(schemas.AuditRecord(action="alert-open-subject", by=by, at=datetime.now(UTC),
+                                                   target=alert_id, detail=reason[:500]))
+    seen = lead.details.get("seen_at")
+    seen_at = datetime.fromisoformat(seen) if isinstance(seen, str) else lead.first_seen
+    reg = await find_registration(service.settings.kafka, service.sealer, lead.device_id, str(registration_id),
+                                  seen_at)
+    if reg is None:
+        return None
+    return {"registration_id": reg.registration_id, "hotel_id": reg.hotel_id, "guest_name": reg.guest_name,
+            "id_type": reg.id_type.value, "id_number": reg.id_number, "nationality": reg.nationality,
+            "birth_date": reg.birth_date.isoformat() if reg.birth_date else None, "room": reg.room,
+            "checkin_at": reg.checkin_at.isoformat()}
 
 
 def run(settings: Settings) -> None:

@@ -570,6 +570,18 @@ def alert_assign(alert_id: str, to: str = typer.Option(..., "--to", help="person
     _act(alert_id, "assign", reason, to, token)
 
 
+@alert_app.command("subject")
+def alert_subject(alert_id: str, reason: str = typer.Option(..., help="why you open it (audit trail)"),
+                  token: str | None = TOKEN) -> None:
+    """Show a person lead's guest (a supervisor's action, audited with the reason first); JSON."""
+    import json
+    import urllib.parse
+
+    subject = _api("POST", f"/api/v1/alerts/{urllib.parse.quote(alert_id, safe='')}/subject", {"reason": reason},
+                   token=token)
+    typer.echo(json.dumps(subject, ensure_ascii=False))
+
+
 @alert_app.command("comment")
 def alert_comment(alert_id: str, text: str = typer.Argument(...), token: str | None = TOKEN) -> None:
     """Add a comment to the alert's timeline."""

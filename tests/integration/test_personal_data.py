@@ -70,7 +70,7 @@ async def _parts(consumer, topic: str) -> set[int]:
 
 
 def test_no_guest_name_or_id_number_is_kept_in_the_clear(pipeline, settings, registry, postgres, admin_env,
-                                                         services_dir, tmp_path):
+                                                         stack_env, api_token, services_dir, tmp_path):
     hotel = registry.add("hotel")
     sim = HotelSim(hotel, random.Random(20261130))
     now = datetime.now(UTC)
@@ -97,6 +97,20 @@ def test_no_guest_name_or_id_number_is_kept_in_the_clear(pipeline, settings, reg
         desk.close()
         probe.close()
     assert lead["details"]["registration_id"] == listed.registration_id
+    # a supervisor may open the lead's guest, saying why; audited before it is opened; an operator may not
+    from tests.integration.conftest import add_user
+    from tests.integration.test_alerting import api
+
+    opened = poll(lambda: (r := api(settings, api_token, "POST", f"/api/v1/alerts/{lead['alert_id']}/subject",
+                                    {"reason": "verifying the lead at the desk"}))[0] == 200 and r[1], 60,
+                  "the lead in the store, opened")
+    assert (opened["guest_name"], opened["id_number"]) == (listed.guest_name, listed.id_number)
+    operator = add_user(stack_env, f"op-{tag}", "operator")
+    assert api(settings, operator, "POST", f"/api/v1/alerts/{lead['alert_id']}/subject", {"reason": "x"})[0] == 403
+    trail = subprocess.run([sys.executable, "-m", "safecity.cli", "audit", "show", "--action", "alert-open-subject"],
+                           env=stack_env, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert any(json.loads(line)["target"] == lead["alert_id"] and json.loads(line)["by"] == "duty-officer"
+               for line in trail.splitlines())
     letters = poll(lambda: [schemas.decode_as(DeadLetter, r.value) for r in kafka_records(
         settings, topics.KAFKA_DEAD_LETTERS, lambda k, v: hotel.encode() in k, timeout=5)], 60, "the dead letter")
     assert letters[0].sealed and letters[0].reason_code == "schema-invalid"
