@@ -203,6 +203,17 @@ class AlertStore:
         with self.engine.connect() as conn:
             return [msgspec.json.decode(r[0], type=AlertRecord) for r in conn.execute(q)]
 
+    def episodes_between(self, start: datetime, end: datetime, district: str | None = None) -> list[tuple]:
+        """(type, severity, device_id, district, site, first_seen, acknowledged_at, closed_at) of every
+        episode first seen in [start, end): what the governance report counts (no details, no text)."""
+        c = alerts.c
+        q = (sa.select(c.type, c.severity, c.device_id, c.district, c.site, c.first_seen, c.acknowledged_at,
+                       c.closed_at).where(c.first_seen >= _u(start), c.first_seen < _u(end)))
+        if district:
+            q = q.where(c.district == district)
+        with self.engine.connect() as conn:
+            return [tuple(_utc(v) if isinstance(v, datetime) else v for v in row) for row in conn.execute(q)]
+
     def save(self, record: AlertRecord | None, router_dirty: dict, deliveries: list[Delivery],
              now: datetime) -> None:
         """One transaction: the record, the router's changed state, the new outbox rows."""

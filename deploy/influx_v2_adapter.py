@@ -4,7 +4,8 @@ Debian ships InfluxDB 1.6, which answers 404 on ``/api/v2/write``; influxdb-clie
 processors use in production against InfluxDB 1.8+, 2.x or 3.x) writes there. This adapter
 forwards each ``/api/v2/write`` body *unchanged* (line protocol, gzip or not) to 1.x ``/write``,
 mapping ``bucket=db[/rp]`` and ``precision``, and translates the answer. It also serves ``/ping``
-and ``/health``. Nothing else: queries go to InfluxDB directly, in InfluxQL.
+and ``/health``, and passes InfluxQL ``/query`` through unchanged (the endpoint 1.x, 2.x with a DBRP
+mapping and 3.x all serve), so a tool that reads as well as writes (``safecity report``) needs one URL.
 
     python -m deploy.influx_v2_adapter --listen 127.0.0.1:8087 --upstream http://127.0.0.1:8086
 """
@@ -58,9 +59,31 @@ class Handler(BaseHTTPRequestHandler):
         if data:
             self.wfile.write(data)
 
+    def _query(self, body: bytes | None) -> None:
+        """InfluxQL, passed through unchanged."""
+        request = urllib.request.Request(self.upstream.rstrip("/") + self.path, data=body, method=self.command)
+        for name in ("Content-Type", "Authorization"):
+            if self.headers.get(name):
+                request.add_header(name, self.headers[name])
+        try:
+            with urllib.request.urlopen(request, timeout=60) as resp:
+                data, status = resp.read(), resp.status
+        except urllib.error.HTTPError as exc:
+            data, status = exc.read(), exc.code
+        except (urllib.error.URLError, OSError) as exc:
+            self._reply(503, {"code": "unavailable", "message": f"upstream InfluxDB: {exc}"})
+            return
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def do_GET(self) -> None:  # noqa: N802
         path = urllib.parse.urlsplit(self.path).path
-        if path == "/ping":
+        if path == "/query":
+            self._query(None)
+        elif path == "/ping":
             self._reply(204)
         elif path == "/health":
             self._reply(200, {"name": "influxdb-v2-adapter", "status": "pass", "message": "ready"})
@@ -73,6 +96,9 @@ class Handler(BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        if parts.path == "/query":
+            self._query(body)
+            return
         if parts.path != "/api/v2/write":
             self._reply(404, {"code": "not found", "message": f"{parts.path} is not served by the adapter"})
             return

@@ -424,6 +424,50 @@ def watchlist_publish(file: Path, kind: str = typer.Option(...), by: str = typer
                            "sha256": audit.sha256, "by": audit.by, "kind": kind}))
 
 
+@app.command()
+def report(start: str = typer.Option(..., "--from", help="first day (YYYY-MM-DD, UTC) or an ISO time"),
+           end: str = typer.Option(..., "--to", help="the day after the last (YYYY-MM-DD) or an ISO time"),
+           district: str | None = typer.Option(None, help="one district only"),
+           out: Path = typer.Option(Path("report.html"), help="the HTML file to write")) -> None:
+    """The governance report for a period against the one before it: KPIs, warnings by type and district
+    with handling times, late or silent hotels, gas sites with alarms, cameras with the most downtime."""
+    from datetime import UTC, datetime
+
+    from alerting import report as rpt
+    from alerting.report_facts import gather
+    from alerting.service import store_url
+    from alerting.store import AlertStore
+
+    def when(text: str) -> datetime:
+        try:
+            t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            _fail(f"{text!r} is not a date or ISO time")
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+    t0, t1 = when(start), when(end)
+    if t1 <= t0:
+        _fail("--to must be after --from")
+    if out.suffix.lower() != ".html":
+        _fail("the report is written as HTML (--out NAME.html); print it to PDF from a browser")
+    settings = load_settings()
+    registry = _registry(settings.registry) if settings.registry else None
+    store = AlertStore(store_url(settings))
+    try:
+        p0, p1 = rpt.previous_period(t0, t1)
+        current = gather(store, settings.influx, registry, t0, t1, district)
+        previous = gather(store, settings.influx, registry, p0, p1, district)
+    except OSError as exc:
+        _fail(f"InfluxDB at {settings.influx.url} cannot be read ({exc})")
+    finally:
+        store.close()
+    data = rpt.build(current, previous, t0, t1, district, settings.alerts.handled_target_s)
+    out.write_text(rpt.render_html(data), encoding="utf-8")
+    k = data["kpis"]
+    typer.echo(f"{out}: {k['warnings_issued']} warnings ({k['warnings_handled']} handled), "
+               f"{k['registrations']} registrations")
+
+
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail: verify its chain, list it.")
 app.add_typer(audit_app, name="audit")
 
