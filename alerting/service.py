@@ -61,10 +61,12 @@ def kpi_points(record: AlertRecord, change: Change, target_s: float) -> list[Met
     points = []
     if change is Change.OPENED or change in CLOSING_CHANGES:
         state = "firing" if change is Change.OPENED else "cleared"
-        points += metrics.alert_points(Alert(alert_id=record.alert_id, type=record.type, severity=record.severity,
-                                             state=schemas.AlertState(state), device_id=record.device_id,
-                                             since=record.since, at=record.closed_at or record.first_seen,
-                                             summary=""))
+        place = {k: v for k, v in (("district", record.place.district), ("site", record.place.site),
+                                   ("grid", record.place.grid)) if v}
+        points += metrics.with_place(metrics.alert_points(Alert(
+            alert_id=record.alert_id, type=record.type, severity=record.severity, state=schemas.AlertState(state),
+            device_id=record.device_id, since=record.since, at=record.closed_at or record.first_seen, summary="")),
+            lambda _: place)
     if change in CLOSING_CHANGES and record.closed_at is not None:
         handled_at = min(filter(None, (record.acknowledged_at, record.closed_at)))
         fields: dict = {"count": 1, "time_to_close_s": (record.closed_at - record.first_seen).total_seconds(),

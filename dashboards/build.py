@@ -60,8 +60,18 @@ def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict:
     }
 
 
+#: Every query is filtered by the wall's district variable (All: any, points without a district too).
+PLACE = '"district" =~ /^$district$/'
+DISTRICT_VARIABLE = {
+    "name": "district", "label": "District", "type": "query", "datasource": DATASOURCE,
+    "query": 'SHOW TAG VALUES WITH KEY = "district"', "refresh": 2, "sort": 1,
+    "includeAll": True, "allValue": ".*", "multi": True, "current": {"text": "All", "value": "$__all"},
+}
+
+
 def queries(panel: Panel) -> tuple[str, ...]:
-    return (panel.query,) if isinstance(panel.query, str) else panel.query
+    raw = (panel.query,) if isinstance(panel.query, str) else panel.query
+    return tuple(q.replace("$timeFilter", f"$timeFilter AND {PLACE}") for q in raw)
 
 
 def render(dash: Dashboard) -> dict:
@@ -75,12 +85,12 @@ def render(dash: Dashboard) -> dict:
         "uid": dash.uid, "title": dash.title, "tags": list(dash.tags), "timezone": "browser",
         "schemaVersion": 39, "version": 1, "editable": False, "graphTooltip": 1, "refresh": dash.refresh,
         "time": {"from": dash.time_from, "to": "now"}, "panels": panels,
-        "templating": {"list": []}, "annotations": {"list": []},
+        "templating": {"list": [DISTRICT_VARIABLE]}, "annotations": {"list": []},
     }
 
 
 RED_AMBER_GREEN = (("green", None), ("orange", 1), ("red", 5))
-SNAPSHOT = "time > now() - 30s"  # the open-alert snapshot is written every few seconds, zeros included
+SNAPSHOT = "time > now() - 30s AND " + PLACE  # the open-alert snapshot is written every few seconds, zeros included
 
 CITY = Dashboard("safecity-city", "SafeCity: city overview", (
     Panel("Events per second by kind",
@@ -89,7 +99,8 @@ CITY = Dashboard("safecity-city", "SafeCity: city overview", (
            'SELECT sum("count") / 10 FROM "gas" WHERE $timeFilter GROUP BY time(10s) fill(0)'),
           unit="reqps", width=12, description="plate reads, hotel registrations and gas readings"),
     Panel("Open alerts now",
-          f'SELECT last("count") FROM "alerts_open_total" WHERE {SNAPSHOT}', kind="stat", width=6,
+          f'SELECT sum("count") FROM (SELECT last("count") AS "count" FROM "alerts_open" WHERE {SNAPSHOT} '
+          'GROUP BY "severity", "type", "district")', kind="stat", width=6,
           thresholds=RED_AMBER_GREEN,
           description="from the alert store's snapshot (every few seconds): right on any time range"),
     Panel("Dead letters (window)", 'SELECT sum("count") FROM "dead_letters" WHERE $timeFilter', kind="stat",

@@ -18,6 +18,7 @@ from models.sealed import Sealer, SealError
 from models.schemas import Alert, SchemaError
 from models.settings import Settings
 from models.topics import MessageKind
+from processors.rules import metrics
 from processors.sinks import MetricSink
 from safecity.registry import RegistryFile
 
@@ -46,6 +47,28 @@ class StructTable(Generic[S]):
         return [(k.decode(), msgspec.json.decode(v, type=self.struct)) for k, v in list(self.table.items())]
 
 
+class PlacedSink:
+    """The metric sink, with each point tagged with its device's district, site and grid cell."""
+
+    def __init__(self, inner: MetricSink, registry: RegistryFile) -> None:
+        self.inner, self.registry = inner, registry
+
+    def _place(self, device: str) -> dict[str, str] | None:
+        entry = self.registry.entries.get(device)  # no re-read of the file per point: agents refresh it
+        if entry is None:
+            return None
+        return {k: v for k, v in (("district", entry.district), ("site", entry.site), ("grid", entry.grid)) if v}
+
+    def add(self, points: list[metrics.MetricPoint]) -> None:
+        self.inner.add(metrics.with_place(points, self._place))
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 @dataclass
 class Context:
     app: Any  # SafeCityApp
@@ -55,6 +78,7 @@ class Context:
     dead_letter_topic: faust.TopicT = field(init=False)
     event_topics: dict[MessageKind, faust.TopicT] = field(init=False)
     sealer: Sealer = field(init=False)
+    _placed: MetricSink | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.sealer = make_sealer(self.settings)
@@ -72,7 +96,9 @@ class Context:
         return StructTable(self.table(name), struct)
 
     def sink(self) -> MetricSink:
-        return self.app.output("metrics")
+        if self._placed is None:
+            self._placed = PlacedSink(self.app.output("metrics"), self.registry)
+        return self._placed
 
     async def dead_letter(self, code: str, reason: str, source: str, raw: bytes, sealed: bool = False) -> None:
         dl = schemas.dead_letter(STAGE, code, reason, source, raw or b"", datetime.now(UTC))

@@ -3,6 +3,7 @@ numbers or plate texts, only device ids, categories and numbers."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,26 @@ class MetricPoint:
     tags: dict[str, str]
     fields: dict[str, float | int | bool | str]
     time: datetime
+
+
+#: Tags naming the device a point is about, in the order they are looked up in the registry.
+DEVICE_TAGS = ("sensor_id", "checkpoint_id", "hotel_id", "device_id", "camera_id", "place")
+
+
+def with_place(points: list[MetricPoint], place_of: Callable[[str], dict[str, str] | None]) -> list[MetricPoint]:
+    """Each point tagged with where its device is (district, site, grid cell from the registry), so
+    every wall can be filtered by district; tags a point already has win."""
+    out = []
+    for p in points:
+        if "district" not in p.tags:
+            for tag in DEVICE_TAGS:
+                device = p.tags.get(tag)
+                place = place_of(device) if device else None
+                if place:
+                    p = MetricPoint(p.measurement, place | p.tags, p.fields, p.time)
+                    break
+        out.append(p)
+    return out
 
 
 def _latency(event_time: datetime | None, ingested_at: datetime | None) -> dict[str, float]:

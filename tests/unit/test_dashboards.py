@@ -55,3 +55,13 @@ def test_dashboards_are_well_formed():
                 # must be right on any range: it reads the latest snapshot only
                 assert "$timeFilter" in q or (build.SNAPSHOT in q and '"alerts_open' in q), q
     assert len(uids) == len(build.DASHBOARDS)
+
+
+def test_every_wall_has_a_district_variable_that_filters_every_panel():
+    for dash in build.DASHBOARDS:
+        doc = build.render(dash)
+        (variable,) = [v for v in doc["templating"]["list"] if v["name"] == "district"]
+        assert variable["includeAll"] and variable["allValue"] == ".*" and "district" in variable["query"]
+        for panel in doc["panels"]:
+            for target in panel["targets"]:
+                assert build.PLACE in target["query"], (dash.uid, panel["title"])

@@ -34,3 +34,22 @@ def test_gas_metrics_skip_missing_values():
     reading = schemas.decode_event(MessageKind.GAS_READING, f.payload(f.gas_reading(value=None)))
     (point,) = metrics.gas_points(reading)
     assert "value" not in point.fields and point.fields["battery"] == 88.0
+
+
+def test_points_carry_their_devices_place():
+    from datetime import UTC, datetime
+
+    from processors.rules.metrics import MetricPoint, with_place
+
+    places = {"gas-1": {"district": "xuhui", "site": "bldg-4"}, "cp-1": {"district": "pudong", "grid": "G-12"}}
+    t = datetime(2026, 11, 30, tzinfo=UTC)
+    points = [MetricPoint("gas", {"sensor_id": "gas-1", "gas": "co"}, {"value": 1.0}, t),
+              MetricPoint("plate_reads", {"checkpoint_id": "cp-1", "camera_id": "cp-1-L1"}, {"count": 1}, t),
+              MetricPoint("camera_health", {"camera_id": "cp-1-L1", "district": "jingan"}, {"healthy": 1}, t),
+              MetricPoint("dead_letters", {"reason": "not-json"}, {"count": 1}, t),
+              MetricPoint("gas", {"sensor_id": "unknown"}, {"value": 1.0}, t)]
+    out = with_place(points, places.get)
+    assert out[0].tags == {"sensor_id": "gas-1", "gas": "co", "district": "xuhui", "site": "bldg-4"}
+    assert out[1].tags["district"] == "pudong" and out[1].tags["grid"] == "G-12"
+    assert out[2].tags["district"] == "jingan"  # its own tag wins
+    assert out[3:] == points[3:]
