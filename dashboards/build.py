@@ -134,6 +134,14 @@ CITY = Dashboard("safecity-city", "SafeCity: city overview", (
     Panel("Devices online",
           'SELECT sum("online") FROM (SELECT last("online") AS "online" FROM "device_status" WHERE $timeFilter '
           'GROUP BY "device_id")', kind="stat", width=12, thresholds=(("red", None), ("green", 1))),
+    Panel("Devices online of total, by kind",
+          'SELECT sum("online") AS "online", count("online") AS "total" FROM (SELECT last("online") AS "online" '
+          'FROM "device_status" WHERE $timeFilter GROUP BY "device_id", "kind") GROUP BY "kind"', kind="table",
+          width=12, description="devices that reported a status in the window: online now, and all of them"),
+    Panel("Offline devices",
+          'SELECT "online", "device_id", "kind", "district" FROM (SELECT last("online") AS "online" FROM '
+          '"device_status" WHERE $timeFilter GROUP BY "device_id", "kind", "district") WHERE "online" = 0',
+          kind="table", width=12, description="which devices are offline now (their last status in the window)"),
 ))
 
 GAS = Dashboard("safecity-gas", "SafeCity: gas safety", (

@@ -158,7 +158,8 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
         async for raw in stream:
             status = await ctx.decode(MessageKind.STATUS, raw)
             if status is not None:
-                ctx.sink().add(metrics.status_points(status))
+                entry = ctx.registry.get(status.device_id)
+                ctx.sink().add(metrics.status_points(status, entry.kind.value if entry else None))
                 await gas_agents.on_status(status)
 
     return app

@@ -54,7 +54,7 @@ class PlacedSink:
         self.inner, self.registry = inner, registry
 
     def _place(self, device: str) -> dict[str, str] | None:
-        entry = self.registry.entries.get(device)  # no re-read of the file per point: agents refresh it
+        entry = self.registry.get(device)  # re-reads the file when a device is new to this worker
         if entry is None:
             return None
         return {k: v for k, v in (("district", entry.district), ("site", entry.site), ("grid", entry.grid)) if v}

@@ -71,12 +71,12 @@ def gas_points(reading: GasReading) -> list[MetricPoint]:
                                 "unit": reading.unit.value}, fields, reading.measured_at)]
 
 
-def status_points(status: DeviceStatus) -> list[MetricPoint]:
+def status_points(status: DeviceStatus, kind: str | None = None) -> list[MetricPoint]:
     at = status.at or status.ingested_at
     if at is None:
         return []
-    return [MetricPoint("device_status", {"device_id": status.device_id},
-                        {"online": int(status.state.value == "online")}, at)]
+    tags = {"device_id": status.device_id} | ({"kind": kind} if kind else {})
+    return [MetricPoint("device_status", tags, {"online": int(status.state.value == "online")}, at)]
 
 
 def alert_points(alert: Alert) -> list[MetricPoint]:
