@@ -51,7 +51,9 @@ LIST_KINDS = ("vehicles", "persons")
 MAX_LIST_BYTES = 1 << 30  # 1 GiB: a few million entries
 
 
-class DeleteBody(msgspec.Struct, forbid_unknown_fields=True):
+class ReasonBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Why: a deletion's or an opened record's reason, kept in the audit trail."""
+
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
@@ -174,7 +176,7 @@ def build_app(service) -> web.Application:
         if kind not in LIST_KINDS:
             return _error(404, "kind must be vehicles or persons")
         try:
-            body = msgspec.json.decode(await request.read(), type=DeleteBody)
+            body = msgspec.json.decode(await request.read(), type=ReasonBody)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             return _error(400, f"bad request: {safe_reason(str(exc))}")
         if found := personal_data_in(body.reason):
@@ -192,7 +194,7 @@ def build_app(service) -> web.Application:
         if request["role"] not in ("supervisor", "admin"):
             return _error(403, "only a supervisor opens a guest's record")
         try:
-            body = msgspec.json.decode(await request.read(), type=DeleteBody)  # a reason, required
+            body = msgspec.json.decode(await request.read(), type=ReasonBody)
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             return _error(400, f"say why: {safe_reason(str(exc))}")
         if found := personal_data_in(body.reason):

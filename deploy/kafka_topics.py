@@ -18,7 +18,7 @@ DAY_MS = 24 * 3600 * 1000
 
 
 #: Topics holding personal data (sealed): kept only ``personal_retention_h``, also once they exist.
-PERSONAL_TOPICS = (topics.KAFKA_TOPICS[topics.MessageKind.REGISTRATION],)
+PERSONAL_TOPICS = tuple(topics.KAFKA_TOPICS[kind] for kind in sorted(topics.PERSONAL_KINDS))
 
 
 def topic_configs(settings: KafkaSettings | None = None) -> dict[str, dict[str, str]]:

@@ -53,9 +53,7 @@ from safecity.registry import RegistryFile
 
 logger = logging.getLogger(__name__)
 
-#: Events carrying personal data, sealed on Kafka; and the MQTT namespace whose dead letters are sealed.
-PERSONAL = frozenset({topics.MessageKind.REGISTRATION})
-PERSONAL_NAMESPACE = f"{topics.PREFIX}/{topics.DeviceKind.HOTEL.value}/"
+PERSONAL_NAMESPACE = f"{topics.PREFIX}/{topics.PERSONAL_DEVICE_KIND.value}/"  # its dead letters are sealed
 MQTT_GRACE_S = 10.0  # a lane reconnecting for longer than this fails the health check
 
 
@@ -317,7 +315,7 @@ class Bridge:
         assert self.producer is not None
         if isinstance(result, Accepted):
             value = result.value
-            if result.kind in PERSONAL:  # sealed before it reaches Kafka (models/sealed.py)
+            if result.kind in topics.PERSONAL_KINDS:  # sealed before it reaches Kafka (models/sealed.py)
                 value = self.sealer.seal(value, result.kafka_topic, result.key)
             return await self.producer.send(result.kafka_topic, value, key=result.key, headers=self.headers)
         dl = result.dead_letter

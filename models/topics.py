@@ -51,6 +51,11 @@ ALLOWED: dict[DeviceKind, frozenset[MessageKind]] = {
     DeviceKind.GAS: frozenset({MessageKind.GAS_READING, MessageKind.STATUS}),
 }
 
+# Events carrying personal data (a guest's name and ID number): sealed on Kafka (models/sealed.py), kept
+# only settings.kafka.personal_retention_h; and the MQTT namespace whose dead letters are sealed too.
+PERSONAL_KINDS: frozenset[MessageKind] = frozenset({MessageKind.REGISTRATION})
+PERSONAL_DEVICE_KIND = DeviceKind.HOTEL
+
 # Kafka topics: one per event kind, plus alerts and dead letters.
 KAFKA_TOPICS: dict[MessageKind, str] = {
     MessageKind.PLATE_READ: "safecity.plate-reads.v1",

@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 NICE = 10
 READ_SLICE = 1_000  # list records read per turn of this process's loop
-PERSONAL = frozenset({MessageKind.REGISTRATION})  # sealed on Kafka (models/sealed.py)
 KINDS = {topics.KAFKA_WATCHLIST_VEHICLES: MessageKind.PLATE_READ,
          topics.KAFKA_WATCHLIST_PERSONS: MessageKind.REGISTRATION}  # what each list is hunted in
 
@@ -99,7 +98,7 @@ class RetroHunter:
 
     def _opened(self, kind: MessageKind, source: str, key: bytes, value: bytes) -> bytes:
         """Registrations are sealed on Kafka: opened here, in memory, one chunk at a time."""
-        if kind not in PERSONAL:
+        if kind not in topics.PERSONAL_KINDS:
             return value
         try:
             return self.sealer.open(value or b"", source, key or b"")
