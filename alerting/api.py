@@ -72,6 +72,19 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+async def reason_of(request: web.Request, refer_to: str) -> tuple[str, web.Response | None]:
+    """The request's required reason (``{"reason": "..."}``), or the refusal: missing, or carrying
+    personal data (the audit trail keeps it for good)."""
+    try:
+        body = msgspec.json.decode(await request.read(), type=ReasonBody)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return "", _error(400, f"say why: {safe_reason(str(exc))}")
+    if found := personal_data_in(body.reason):
+        return "", _error(400, f"the reason seems to contain {found}; it is kept in the audit trail for good: "
+                               f"refer to the person by {refer_to}, never by name or number")
+    return body.reason, None
+
+
 def build_app(service) -> web.Application:
     store = service.store
 
@@ -175,17 +188,13 @@ def build_app(service) -> web.Application:
         kind = request.match_info["kind"]
         if kind not in LIST_KINDS:
             return _error(404, "kind must be vehicles or persons")
-        try:
-            body = msgspec.json.decode(await request.read(), type=ReasonBody)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            return _error(400, f"bad request: {safe_reason(str(exc))}")
-        if found := personal_data_in(body.reason):
-            return _error(400, f"the reason seems to contain {found}; it is kept in the audit trail for good: "
-                               "refer to the person by the entry id, never by name or number")
+        reason, refused = await reason_of(request, "the entry id")
+        if refused:
+            return refused
         from safecity import operator
 
         audit = await asyncio.to_thread(operator.delete_entry, service.settings, kind,
-                                        request.match_info["entry_id"], request["user"], body.reason)
+                                        request.match_info["entry_id"], request["user"], reason)
         return web.json_response({"deleted": audit.target, "kind": kind, "by": audit.by})
 
     async def open_subject(request: web.Request) -> web.Response:
@@ -193,16 +202,13 @@ def build_app(service) -> web.Application:
         the reason before anything is opened; never logged."""
         if request["role"] not in ("supervisor", "admin"):
             return _error(403, "only a supervisor opens a guest's record")
-        try:
-            body = msgspec.json.decode(await request.read(), type=ReasonBody)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            return _error(400, f"say why: {safe_reason(str(exc))}")
-        if found := personal_data_in(body.reason):
-            return _error(400, f"the reason seems to contain {found}; refer to a person by the alert id")
+        reason, refused = await reason_of(request, "the alert id")
+        if refused:
+            return refused
         from alerting.service import NotAPersonLead
 
         try:
-            subject = await service.open_subject(request.match_info["alert_id"], request["user"], body.reason)
+            subject = await service.open_subject(request.match_info["alert_id"], request["user"], reason)
         except IllegalStep as exc:
             return _error(404, str(exc))
         except NotAPersonLead as exc:
