@@ -36,6 +36,7 @@ from aiohttp import web
 from alerting.lifecycle import ActionKind, AlertAction, AlertRecord, IllegalStep
 from models.identity import personal_data_in
 from models.schemas import safe_reason
+from safecity import operator
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,6 @@ PERMITTED = {
 PERMITTED["admin"] = PERMITTED["supervisor"]
 
 
-LIST_KINDS = ("vehicles", "persons")
 MAX_LIST_BYTES = 1 << 30  # 1 GiB: a few million entries
 
 
@@ -151,7 +151,7 @@ def build_app(service) -> web.Application:
         if request["role"] != "admin":
             return _error(403, "only an admin imports watch lists")
         kind = request.match_info["kind"]
-        if kind not in LIST_KINDS:
+        if kind not in operator.LIST_TOPICS:
             return _error(404, "kind must be vehicles or persons")
         source = request.query.get("source", "upload")[:200]
         uploads = service.settings.services.run_dir / "uploads"
@@ -186,13 +186,11 @@ def build_app(service) -> web.Application:
         if request["role"] != "admin":
             return _error(403, "only an admin changes watch lists")
         kind = request.match_info["kind"]
-        if kind not in LIST_KINDS:
+        if kind not in operator.LIST_TOPICS:
             return _error(404, "kind must be vehicles or persons")
         reason, refused = await reason_of(request, "the entry id")
         if refused:
             return refused
-        from safecity import operator
-
         audit = await asyncio.to_thread(operator.delete_entry, service.settings, kind,
                                         request.match_info["entry_id"], request["user"], reason)
         return web.json_response({"deleted": audit.target, "kind": kind, "by": audit.by})

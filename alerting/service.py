@@ -35,10 +35,10 @@ from alerting.owner import Owner
 from alerting.policy import Policy, load_policy
 from alerting.store import AlertStore, OutboxRow, default_url
 from deploy.kafka_topics import client_args, ensure_topics
+from deploy.keys import audit_key, sealer
 from models import schemas, topics
 from models.schemas import Alert, SchemaError
 from models.settings import Settings
-from deploy.keys import audit_key, sealer
 from processors.rules import metrics
 from processors.rules.metrics import MetricPoint
 from processors.sinks.metrics_topic import ProducerSink
@@ -61,8 +61,7 @@ def kpi_points(record: AlertRecord, change: Change, target_s: float) -> list[Met
     points = []
     if change is Change.OPENED or change in CLOSING_CHANGES:
         state = "firing" if change is Change.OPENED else "cleared"
-        place = {k: v for k, v in (("district", record.place.district), ("site", record.place.site),
-                                   ("grid", record.place.grid)) if v}
+        place = metrics.place_tags(record.place)
         points += metrics.with_place(metrics.alert_points(Alert(
             alert_id=record.alert_id, type=record.type, severity=record.severity, state=schemas.AlertState(state),
             device_id=record.device_id, since=record.since, at=record.closed_at or record.first_seen, summary="")),
@@ -322,7 +321,28 @@ class AlertService:
 
     async def open_subject(self, alert_id: str, by: str, reason: str) -> dict | None:
         """A person lead's registration, for a supervisor, audited first (None: no longer on Kafka)."""
-        return await _open_subject(self, alert_id, by, reason)
+        from alerting.subject import find_registration
+
+        episodes = await self.call(self.store.episodes, alert_id)
+        if not episodes:
+            raise IllegalStep(f"no alert {alert_id!r}")
+        lead = episodes[-1]
+        registration_id = lead.details.get("registration_id")
+        if lead.type not in ("watchlist-person", "watchlist-retro-hit") or not registration_id:
+            raise NotAPersonLead(f"{alert_id} is not a lead about a hotel guest")
+        # audited before anything is opened: who looked, at which lead, and why
+        await self.audit.append(schemas.AuditRecord(action="alert-open-subject", by=by, at=datetime.now(UTC),
+                                                    target=alert_id, detail=reason[:500]))
+        seen = lead.details.get("seen_at")
+        seen_at = datetime.fromisoformat(seen) if isinstance(seen, str) else lead.first_seen
+        reg = await find_registration(self.settings.kafka, self.sealer, lead.device_id, str(registration_id),
+                                      seen_at)
+        if reg is None:
+            return None
+        return {"registration_id": reg.registration_id, "hotel_id": reg.hotel_id, "guest_name": reg.guest_name,
+                "id_type": reg.id_type.value, "id_number": reg.id_number, "nationality": reg.nationality,
+                "birth_date": reg.birth_date.isoformat() if reg.birth_date else None, "room": reg.room,
+                "checkin_at": reg.checkin_at.isoformat()}
 
     # ------------------------------------------------------------------ operator actions (from the API)
     async def act(self, action) -> AlertRecord:
@@ -339,31 +359,6 @@ class AlertService:
 
 class NotAPersonLead(LookupError):
     pass
-
-
-async def _open_subject(service: "AlertService", alert_id: str, by: str, reason: str) -> dict | None:
-    from alerting.subject import find_registration
-
-    episodes = await service.call(service.store.episodes, alert_id)
-    if not episodes:
-        raise IllegalStep(f"no alert {alert_id!r}")
-    lead = episodes[-1]
-    registration_id = lead.details.get("registration_id")
-    if lead.type not in ("watchlist-person", "watchlist-retro-hit") or not registration_id:
-        raise NotAPersonLead(f"{alert_id} is not a lead about a hotel guest")
-    # audited before anything is opened: who looked, at which lead, and why
-    await service.audit.append(schemas.AuditRecord(action="alert-open-subject", by=by, at=datetime.now(UTC),
-                                                   target=alert_id, detail=reason[:500]))
-    seen = lead.details.get("seen_at")
-    seen_at = datetime.fromisoformat(seen) if isinstance(seen, str) else lead.first_seen
-    reg = await find_registration(service.settings.kafka, service.sealer, lead.device_id, str(registration_id),
-                                  seen_at)
-    if reg is None:
-        return None
-    return {"registration_id": reg.registration_id, "hotel_id": reg.hotel_id, "guest_name": reg.guest_name,
-            "id_type": reg.id_type.value, "id_number": reg.id_number, "nationality": reg.nationality,
-            "birth_date": reg.birth_date.isoformat() if reg.birth_date else None, "room": reg.room,
-            "checkin_at": reg.checkin_at.isoformat()}
 
 
 def run(settings: Settings) -> None:

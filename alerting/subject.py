@@ -19,6 +19,7 @@ from models.schemas import HotelRegistration
 from models.sealed import Sealer, SealError
 from models.settings import KafkaSettings
 from models.topics import MessageKind
+from processors.watchlists import partitions_of
 
 LOOK_BEFORE = timedelta(hours=1)  # a registration may reach Kafka before the time the lead names
 
@@ -29,10 +30,7 @@ async def find_registration(kafka: KafkaSettings, sealer: Sealer, hotel: str, re
     consumer = AIOKafkaConsumer(**client_args(kafka), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = sorted(consumer.partitions_for_topic(topic) or [])
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = sorted(consumer.partitions_for_topic(topic) or [0])
+        parts = sorted(await partitions_of(consumer, topic))
         key = hotel.encode()
         tp = TopicPartition(topic, DefaultPartitioner()(key, parts, parts))  # where ingest's producer put it
         consumer.assign([tp])

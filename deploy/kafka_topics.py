@@ -21,10 +21,10 @@ DAY_MS = 24 * 3600 * 1000
 PERSONAL_TOPICS = tuple(topics.KAFKA_TOPICS[kind] for kind in sorted(topics.PERSONAL_KINDS))
 
 
-def topic_configs(settings: KafkaSettings | None = None) -> dict[str, dict[str, str]]:
+def topic_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
     events = {"retention.ms": str(7 * DAY_MS), "max.message.bytes": str(2 * 1024 * 1024)}
     configs = {name: dict(events) for name in topics.KAFKA_TOPICS.values()}
-    personal = int((settings.personal_retention_h if settings else 48.0) * 3600 * 1000)
+    personal = int(settings.personal_retention_h * 3600 * 1000)
     for name in PERSONAL_TOPICS:
         configs[name]["retention.ms"] = str(personal)
     configs[topics.KAFKA_ALERTS] = {"retention.ms": str(90 * DAY_MS)}

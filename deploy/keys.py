@@ -13,20 +13,20 @@ import os
 import secrets
 import time
 
-from models.settings import Settings
-from models.sealed import Sealer
+from pydantic import SecretStr
+
 from models.privacy import MIN_KEY_BYTES, Pseudonyms
+from models.sealed import Sealer
+from models.settings import Settings
 
 
 def pseudonyms(settings: Settings) -> Pseudonyms:
-    p = settings.privacy
-    key = p.pseudonym_key.get_secret_value() if p.pseudonym_key is not None else local_key(settings, "pseudonym")
-    return Pseudonyms(key.encode(), p.pseudonym_key_id)
+    return Pseudonyms(_secret(settings, settings.privacy.pseudonym_key, "pseudonym").encode(),
+                      settings.privacy.pseudonym_key_id)
 
 
 def audit_key(settings: Settings) -> bytes:
-    p = settings.privacy
-    key = p.audit_key.get_secret_value() if p.audit_key is not None else local_key(settings, "audit")
+    key = _secret(settings, settings.privacy.audit_key, "audit")
     if len(key) < MIN_KEY_BYTES:
         raise ValueError(f"the audit key needs at least {MIN_KEY_BYTES} bytes")
     return key.encode()
@@ -36,14 +36,18 @@ def sealer(settings: Settings) -> Sealer:
     """Seals (ingest) and opens (workers, retro-hunter) registrations: SAFECITY_PRIVACY__DATA_KEY, or a
     random key in <run_dir>/data.key; previous keys still open what they sealed."""
     p = settings.privacy
-    current = p.data_key.get_secret_value() if p.data_key is not None else local_key(settings, "data")
     keys = {}
     if p.previous_data_keys is not None:
         for part in p.previous_data_keys.get_secret_value().split(","):
             kid, _, hexkey = part.strip().partition(":")
             keys[kid] = _hex_key(hexkey, f"previous data key {kid!r}")
-    keys[p.data_key_id] = _hex_key(current, "the data key")
+    keys[p.data_key_id] = _hex_key(_secret(settings, p.data_key, "data"), "the data key")
     return Sealer(keys, p.data_key_id)
+
+
+def _secret(settings: Settings, configured: SecretStr | None, name: str) -> str:
+    """The configured secret, or the local one of that name (development, tests, the demo)."""
+    return configured.get_secret_value() if configured is not None else local_key(settings, name)
 
 
 def _hex_key(text: str, what: str) -> bytes:

@@ -43,12 +43,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from deploy.kafka_topics import client_args, ensure_topics
+from deploy.keys import sealer
 from ingest.validate import Accepted, Rejected, validate
 from models import schemas, topics
 from models.settings import Settings
-from safecity.mqtt import make_mqtt_client
-from deploy.keys import sealer
 from safecity.health import Check, serve_from_settings
+from safecity.mqtt import make_mqtt_client
 from safecity.registry import RegistryFile
 
 logger = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import msgspec
 
 from deploy.keys import sealer as make_sealer
 from models import schemas, topics
-from models.sealed import Sealer, SealError
 from models.schemas import Alert, SchemaError
+from models.sealed import Sealer, SealError
 from models.settings import Settings
 from models.topics import MessageKind
 from processors.rules import metrics
@@ -55,9 +55,7 @@ class PlacedSink:
 
     def _place(self, device: str) -> dict[str, str] | None:
         entry = self.registry.get(device)  # re-reads the file when a device is new to this worker
-        if entry is None:
-            return None
-        return {k: v for k, v in (("district", entry.district), ("site", entry.site), ("grid", entry.grid)) if v}
+        return metrics.place_tags(entry) if entry is not None else None
 
     def add(self, points: list[metrics.MetricPoint]) -> None:
         self.inner.add(metrics.with_place(points, self._place))

@@ -29,12 +29,12 @@ import signal
 import time
 
 from deploy.kafka_topics import client_args
+from deploy.keys import pseudonyms, sealer
 from models import schemas, topics
 from models.schemas import SchemaError
+from models.sealed import SealError
 from models.settings import Settings
 from models.topics import MessageKind
-from deploy.keys import pseudonyms, sealer
-from models.sealed import SealError
 from processors.rules import retro
 from processors.watchlists import TYPES, follow_forever, lookback_start, stream_recent
 

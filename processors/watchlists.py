@@ -79,7 +79,7 @@ class WatchlistReplica:
         try:
             parts = []
             for t in TYPES:
-                parts += [TopicPartition(t, p) for p in await _partitions(consumer, t)]
+                parts += [TopicPartition(t, p) for p in await partitions_of(consumer, t)]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
             end = await consumer.end_offsets(parts)
@@ -116,7 +116,7 @@ async def follow_forever(follow: Callable[[], Awaitable[None]], what: str) -> No
             await asyncio.sleep(2)
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     parts = consumer.partitions_for_topic(topic)
     if not parts:
         await consumer._client.force_metadata_update()
@@ -137,7 +137,7 @@ async def stream_recent(kafka: KafkaSettings, topic: str, since: datetime) -> As
     consumer = AIOKafkaConsumer(**client_args(kafka), group_id=None, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        parts = [TopicPartition(topic, p) for p in await partitions_of(consumer, topic)]
         consumer.assign(parts)
         starts = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in parts})
         end = await consumer.end_offsets(parts)

@@ -326,6 +326,13 @@ watchlist_app = typer.Typer(no_args_is_help=True, help="Watch lists: match, impo
 app.add_typer(watchlist_app, name="watchlist")
 
 
+def _list_kind(kind: str) -> None:
+    from safecity import operator
+
+    if kind not in operator.LIST_TOPICS:
+        _fail("--kind must be vehicles or persons")
+
+
 def _read_list(path: Path, kind: str):
     from processors.rules import watchlist as wl
 
@@ -382,8 +389,7 @@ def watchlist_import(file: Path, kind: str = typer.Option(..., help="vehicles | 
     """Import a watch-list CSV through the alert API, as the admin the token names (audited)."""
     import urllib.parse
 
-    if kind not in ("vehicles", "persons"):
-        _fail("--kind must be vehicles or persons")
+    _list_kind(kind)
     _read_list(file, kind)  # the same checks the server makes, before a long upload
     summary = _api("POST", f"/api/v1/watchlists/{kind}/import?source={urllib.parse.quote(file.name)}",
                    token=token, upload=file)
@@ -399,8 +405,7 @@ def watchlist_delete(entry_id: str, kind: str = typer.Option(..., help="vehicles
 
     from models.identity import personal_data_in
 
-    if kind not in ("vehicles", "persons"):
-        _fail("--kind must be vehicles or persons")
+    _list_kind(kind)
     if found := personal_data_in(reason):
         _fail(f"the reason seems to contain {found}; it is kept in the audit trail for good: refer to the "
               "person by the entry id, never by name or number")

@@ -10,6 +10,7 @@ need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto mosquitto-clients)
 command -v influxd >/dev/null 2>&1 || need_apt+=(influxdb)
 command -v docker-compose >/dev/null 2>&1 || need_apt+=(docker-compose)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # scripts/make-test-ca.sh
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)

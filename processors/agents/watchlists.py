@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import faust
 
+from deploy.keys import pseudonyms
 from models import topics
 from models.watchlist import WatchlistMatch
 from processors.context import Context
 from processors.hunting import HuntProcess
-from deploy.keys import pseudonyms
 from processors.rules import metrics, watch_alerts
 from processors.watchlists import WatchlistReplica
 

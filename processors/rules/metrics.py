@@ -22,6 +22,12 @@ class MetricPoint:
 DEVICE_TAGS = ("sensor_id", "checkpoint_id", "hotel_id", "device_id", "camera_id", "place")
 
 
+def place_tags(place) -> dict[str, str]:
+    """The district, site and grid cell of anything that has them (a registry entry, an alert's place),
+    as tags: the empty ones left out."""
+    return {k: v for k in ("district", "site", "grid") if (v := getattr(place, k, None))}
+
+
 def with_place(points: list[MetricPoint], place_of: Callable[[str], dict[str, str] | None]) -> list[MetricPoint]:
     """Each point tagged with where its device is (district, site, grid cell from the registry), so
     every wall can be filtered by district; tags a point already has win."""

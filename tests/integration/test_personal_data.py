@@ -24,6 +24,7 @@ from devices.simulators import HotelSim
 from models import schemas, topics
 from models.schemas import DeadLetter
 from models.topics import DeviceKind, MessageKind
+from processors.watchlists import partitions_of
 from tests.integration.harness import ROOT, MqttProbe, influx_query, kafka_records, poll, retained
 
 pytestmark = pytest.mark.integration
@@ -42,8 +43,7 @@ async def kafka_hits(bootstrap: str, needles: list[bytes]) -> dict[str, set[byte
     await consumer.start()
     found: dict[str, set[bytes]] = {}
     try:
-        parts = [TopicPartition(t, p) for t in names for p in (consumer.partitions_for_topic(t) or
-                                                              await _parts(consumer, t))]
+        parts = [TopicPartition(t, p) for t in names for p in await partitions_of(consumer, t)]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         end = await consumer.end_offsets(parts)
@@ -62,11 +62,6 @@ async def kafka_hits(bootstrap: str, needles: list[bytes]) -> dict[str, set[byte
     finally:
         await consumer.stop()
     return found
-
-
-async def _parts(consumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()
-    return consumer.partitions_for_topic(topic) or {0}
 
 
 def test_no_guest_name_or_id_number_is_kept_in_the_clear(pipeline, settings, registry, postgres, admin_env,
