@@ -16,6 +16,9 @@ and changes the watch lists.
     POST /api/v1/watchlists/{kind}/import?source=NAME    body: the CSV file (admin)
          200 {"count", "total", "sha256", "by", ...} | 400 not a valid list (rows and fields named)
     DELETE /api/v1/watchlists/{kind}/entries/{entry_id}  {"reason": "..."} (admin)
+    GET  /api/v1/users                             (admin) names, roles, whether they have a password
+    POST /api/v1/users  {"name", "role", "password_hash"}  (admin; audited) add a user or change one:
+         200 {"name", "role", "token"} (the new API token, shown once)
     GET  /healthz
 """
 
@@ -35,6 +38,7 @@ from aiohttp import web
 
 from alerting.lifecycle import ActionKind, AlertAction, AlertRecord, IllegalStep
 from models.identity import personal_data_in
+from models import schemas
 from models.schemas import safe_reason
 from safecity import operator
 
@@ -55,6 +59,12 @@ class ReasonBody(msgspec.Struct, forbid_unknown_fields=True):
     """Why: a deletion's or an opened record's reason, kept in the audit trail."""
 
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
+class UserBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")]
+    role: Annotated[str, msgspec.Meta(pattern=r"^(operator|supervisor|admin)$")]
+    password_hash: Annotated[str, msgspec.Meta(pattern=r"^\$argon2id\$", max_length=200)] | None = None
 
 
 class ActionBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -129,7 +139,8 @@ def build_app(service) -> web.Application:
         except (msgspec.ValidationError, msgspec.DecodeError) as exc:
             return _error(400, f"bad action: {safe_reason(str(exc))}")
         if body.action not in PERMITTED.get(request["role"], set()):
-            return _error(403, f"a {request['role']} may not {body.action.value}")
+            article = "an" if request["role"][0] in "aeiou" else "a"
+            return _error(403, f"{article} {request['role']} may not {body.action.value}")
         for name, text in (("reason", body.reason), ("assignee", body.assignee)):
             found = personal_data_in(text)
             if found:  # the audit trail keeps it for good: refer to people by alert or registration id
@@ -216,6 +227,30 @@ def build_app(service) -> web.Application:
         logger.info("%s opened the subject of %s", request["user"], request.match_info["alert_id"])
         return web.json_response(subject)
 
+    async def list_users(request: web.Request) -> web.Response:
+        if request["role"] != "admin":
+            return _error(403, "only an admin manages users")
+        return web.json_response(await service.call(store.list_users), dumps=lambda d: json.dumps(d, default=str))
+
+    async def put_user(request: web.Request) -> web.Response:
+        """Add a user or change one's role (and password: a hash made by the console, never the
+        password itself); audited first. The user's sessions end; a new API token is returned once."""
+        if request["role"] != "admin":
+            return _error(403, "only an admin manages users")
+        try:
+            body = msgspec.json.decode(await request.read(), type=UserBody)
+        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+            return _error(400, f"bad user: {safe_reason(str(exc))}")
+        if body.name == request["user"] and body.role != "admin":
+            return _error(409, "an admin cannot take away their own admin role")
+        await service.audit.append(schemas.AuditRecord(
+            action="user-set", by=request["user"], at=datetime.now(UTC), target=body.name,
+            detail=f"role={body.role}" + (" password=new" if body.password_hash else "")))
+        token = await service.call(lambda: store.add_user(body.name, body.role, datetime.now(UTC),
+                                                          body.password_hash))
+        logger.info("%s set user %s (%s)", request["user"], body.name, body.role)
+        return web.json_response({"name": body.name, "role": body.role, "token": token})
+
     async def health(request: web.Request) -> web.Response:  # the same report as the health endpoint
         report = service.health.report()
         return web.json_response(report, status=200 if report["ok"] else 503)
@@ -228,6 +263,8 @@ def build_app(service) -> web.Application:
     app.router.add_post("/api/v1/alerts/{alert_id}/subject", open_subject)
     app.router.add_post("/api/v1/watchlists/{kind}/import", import_list)
     app.router.add_delete("/api/v1/watchlists/{kind}/entries/{entry_id}", delete_entry)
+    app.router.add_get("/api/v1/users", list_users)
+    app.router.add_post("/api/v1/users", put_user)
     return app
 
 

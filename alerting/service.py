@@ -321,7 +321,7 @@ class AlertService:
 
     async def open_subject(self, alert_id: str, by: str, reason: str) -> dict | None:
         """A person lead's registration, for a supervisor, audited first (None: no longer on Kafka)."""
-        from alerting.subject import find_registration
+        from alerting.evidence import find_registration
 
         episodes = await self.call(self.store.episodes, alert_id)
         if not episodes:

@@ -8,7 +8,11 @@ SQLAlchemy Core; the schema is created and upgraded by Alembic (``alerting/migra
   next deadline indexed (timers are found by deadline, not by scanning);
 - ``outbox``: every notification to send, one row per (notification, channel), unique by key, so a
   replayed decision never creates a second copy; the dispatcher marks rows sent or failed;
-- ``users``: operators with a role and the SHA-256 of their API token.
+- ``users``: operators with a role, the SHA-256 of their API token and the hash of their console
+  password (argon2, made by the console; the store never sees a password);
+- ``sessions``: the console's signed-in sessions (SHA-256 of the cookie's token, the CSRF token, an
+  idle deadline moved on by use and a hard end); the API accepts a live session's token like an API
+  token, so every action of the console goes through the API's checks and audit.
 
 Every change the alert service makes for one input (record, router state, notifications) is one
 transaction: a crash leaves all of it or none.
@@ -20,7 +24,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -93,6 +97,17 @@ users = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("password_hash", sa.String(200), nullable=True),
+)
+
+sessions = sa.Table(
+    "sessions", metadata,
+    sa.Column("token_sha256", sa.String(64), primary_key=True),
+    sa.Column("user_name", sa.String(64), sa.ForeignKey("users.name", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("max_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 ROLES = ("operator", "supervisor", "admin")
@@ -135,6 +150,10 @@ def _u(value: datetime | None) -> datetime | None:
 
 def _enc(obj) -> str:
     return msgspec.json.encode(obj).decode()
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def default_url(run_dir: Path) -> str:
@@ -301,22 +320,83 @@ class AlertStore:
             return [dict(r._mapping) for r in conn.execute(sa.select(outbox).order_by(outbox.c.id))]
 
     # ------------------------------------------------------------------ users
-    def add_user(self, name: str, role: str, now: datetime) -> str:
-        """Create (or re-key) an operator; returns the API token, shown once and stored hashed."""
+    def add_user(self, name: str, role: str, now: datetime, password_hash: str | None = None) -> str:
+        """Create an operator, or give an existing one a new role and API token (a new password too,
+        when one is given; the old one is kept otherwise). Returns the API token, shown once and
+        stored hashed. A new token or password ends the user's console sessions."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         token = secrets.token_urlsafe(32)
-        digest = hashlib.sha256(token.encode()).hexdigest()
+        values = {"role": role, "token_sha256": _digest(token)}
+        if password_hash is not None:
+            values["password_hash"] = password_hash
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(users).where(users.c.name == name))
-            conn.execute(sa.insert(users).values(name=name, role=role, token_sha256=digest, created_at=_u(now)))
+            conn.execute(sa.delete(sessions).where(sessions.c.user_name == name))
+            if conn.execute(sa.update(users).where(users.c.name == name).values(**values)).rowcount == 0:
+                conn.execute(sa.insert(users).values(name=name, created_at=_u(now), **values))
         return token
 
-    def user_by_token(self, token: str) -> tuple[str, str] | None:
-        digest = hashlib.sha256(token.encode()).hexdigest()
+    def user_by_token(self, token: str, now: datetime | None = None) -> tuple[str, str] | None:
+        """The (name, role) an API token or a live console session belongs to."""
+        digest = _digest(token)
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(users.c.name, users.c.role).where(users.c.token_sha256 == digest)).first()
+            if row is None:
+                row = conn.execute(
+                    sa.select(users.c.name, users.c.role).join(sessions, sessions.c.user_name == users.c.name)
+                    .where(sessions.c.token_sha256 == digest, sessions.c.expires_at > _u(now or datetime.now(UTC)),
+                           sessions.c.max_at > _u(now or datetime.now(UTC)))).first()
         return (row[0], row[1]) if row else None
+
+    def list_users(self) -> list[dict]:
+        with self.engine.connect() as conn:
+            return [{"name": r.name, "role": r.role, "created_at": _utc(r.created_at),
+                     "password": r.password_hash is not None}
+                    for r in conn.execute(sa.select(users).order_by(users.c.name))]
+
+    def password_hash(self, name: str) -> tuple[str, str] | None:
+        """(hash, role) of a user who may sign in to the console, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(users.c.password_hash, users.c.role).where(users.c.name == name)).first()
+        return (row[0], row[1]) if row and row[0] else None
+
+    def set_password_hash(self, name: str, password_hash: str) -> bool:
+        """A rehash on sign-in (stronger parameters); False if the user is gone."""
+        with self.engine.begin() as conn:
+            return conn.execute(sa.update(users).where(users.c.name == name)
+                                .values(password_hash=password_hash)).rowcount == 1
+
+    def open_session(self, name: str, token: str, csrf: str, now: datetime, idle: timedelta,
+                     longest: timedelta) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(sessions).where(sessions.c.max_at <= _u(now)))  # the expired, now and then
+            conn.execute(sa.insert(sessions).values(token_sha256=_digest(token), user_name=name, csrf=csrf,
+                                                    created_at=_u(now), expires_at=_u(min(now + idle, now + longest)),
+                                                    max_at=_u(now + longest)))
+
+    def session(self, token: str, now: datetime, idle: timedelta) -> dict | None:
+        """A live session (name, role, csrf, expires_at) by its token; its idle deadline is moved
+        on (at most once a minute: not a write per request). None once expired or signed out."""
+        digest = _digest(token)
+        q = (sa.select(sessions.c.csrf, sessions.c.expires_at, sessions.c.max_at, users.c.name, users.c.role)
+             .join(users, sessions.c.user_name == users.c.name).where(sessions.c.token_sha256 == digest))
+        with self.engine.connect() as conn:
+            row = conn.execute(q).first()
+        if row is None:
+            return None
+        expires, max_at = _utc(row.expires_at), _utc(row.max_at)
+        if expires <= now or max_at <= now:
+            return None
+        moved = min(now + idle, max_at)
+        if moved - expires > timedelta(minutes=1):
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(sessions).where(sessions.c.token_sha256 == digest).values(expires_at=_u(moved)))
+            expires = moved
+        return {"name": row.name, "role": row.role, "csrf": row.csrf, "expires_at": expires}
+
+    def close_session(self, token: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(sessions).where(sessions.c.token_sha256 == _digest(token)))
 
     # ------------------------------------------------------------------ KPIs
     def open_counts(self) -> list[tuple[str, str, str, int]]:

@@ -20,6 +20,7 @@ READY = {
     "ingest": "MQTT connected",
     "alerter": "alert service ready",
     "metrics": "metrics writer ready",
+    "console": "console: http",
 }
 
 

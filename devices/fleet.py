@@ -59,14 +59,31 @@ def build_fleet(spec: FleetSpec) -> list[Simulator]:
     return sims
 
 
+DISTRICT_CENTRES = {"xuhui": (31.188, 121.437), "jingan": (31.229, 121.448), "pudong": (31.221, 121.544),
+                    "huangpu": (31.231, 121.484)}  # the demo city's districts (Shanghai's, roughly)
+GRID_DEG = 0.01  # grid cells of about 1 km
+
+
 def registry_for(spec: FleetSpec) -> dict:
-    """A device registry listing the fleet (gas sensors two to a building, so alarms correlate)."""
-    districts = ("xuhui", "jingan", "pudong", "huangpu")
+    """A device registry listing the fleet, placed on the map: gas sensors two to a building (so
+    alarms correlate, and a building is in one district), each device near its district's centre."""
+    districts = tuple(DISTRICT_CENTRES)
+    rng = random.Random(spec.seed + 7)
     devices = []
     for i, sim in enumerate(build_fleet(spec)):
-        entry: dict = {"id": sim.device_id, "kind": sim.kind.value, "district": districts[i % len(districts)]}
+        district = districts[(i // 2 if isinstance(sim, GasSensorSim) else i) % len(districts)]
+        entry: dict = {"id": sim.device_id, "kind": sim.kind.value, "district": district}
+        lat0, lon0 = DISTRICT_CENTRES[district]
         if isinstance(sim, GasSensorSim):
-            entry |= {"site": f"bldg-{i // 2:03d}", "interval_s": round(sim.period_s * 2, 3)}
+            site = f"bldg-{i // 2:03d}"
+            site_rng = random.Random(f"{spec.seed}-{site}")  # both sensors of a building in one place
+            lat, lon = lat0 + site_rng.uniform(-0.012, 0.012), lon0 + site_rng.uniform(-0.012, 0.012)
+            lat, lon = lat + rng.uniform(-0.0002, 0.0002), lon + rng.uniform(-0.0002, 0.0002)
+            entry |= {"site": site, "interval_s": round(sim.period_s * 2, 3)}
+        else:
+            lat, lon = lat0 + rng.uniform(-0.015, 0.015), lon0 + rng.uniform(-0.015, 0.015)
+        entry |= {"lat": round(lat, 6), "lon": round(lon, 6),
+                  "grid": f"{district}-{int((lat - lat0) / GRID_DEG + 2)}{int((lon - lon0) / GRID_DEG + 2)}"}
         devices.append(entry)
     return {"devices": devices}
 

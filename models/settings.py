@@ -197,6 +197,23 @@ class PrivacySettings(_Section):
                           "key kept in <run_dir>/audit.key)")
 
 
+class ConsoleSettings(_Section):
+    """The operator console (``safecity console``): a browser front end of the alert API."""
+
+    host: str = Field("127.0.0.1", description="console listen address")
+    port: int = Field(8091, ge=1, le=65535, description="console port")
+    session_idle_min: float = Field(60.0, gt=0, le=24 * 60, description="a session unused this long ends")
+    session_max_h: float = Field(12.0, gt=0, le=7 * 24, description="a session ends this long after sign-in (a shift)")
+    secure_cookies: bool = Field(False, description="session cookie only over HTTPS (set behind a TLS proxy)")
+    tile_url: str | None = Field(None, pattern=r"^https?://.*\{z\}.*\{x\}.*\{y\}",
+                                 description="the command center's own map tiles, e.g. https://tiles.city/{z}/{x}/{y}.png "
+                                             "(none: devices on a plain background)")
+    districts_geojson: Path | None = Field(None, description="district outlines (GeoJSON polygons with a 'name' or "
+                                                             "'district' property) drawn on the map")
+    max_failed_signins: int = Field(5, ge=1, le=100, description="failed sign-ins before a user is locked out a while")
+    lockout_s: float = Field(60.0, ge=1, le=86400, description="how long that lockout lasts")
+
+
 class HealthSettings(_Section):
     host: str = Field("127.0.0.1", description="health endpoint address (0.0.0.0 to reach it from other hosts)")
     port: int | None = Field(None, ge=1, le=65535,
@@ -218,6 +235,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     services: LocalServices = LocalServices()
     health: HealthSettings = HealthSettings()
+    console: ConsoleSettings = ConsoleSettings()
     privacy: PrivacySettings = PrivacySettings()
     registry: Path | None = Field(None, description="device registry (YAML or CSV); set: unknown devices are rejected")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")

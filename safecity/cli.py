@@ -552,9 +552,16 @@ def alert_user_add(name: str, role: str = typer.Option("operator", help="operato
     if role not in ROLES:
         typer.echo(f"error: --role must be one of {', '.join(ROLES)}", err=True)
         raise typer.Exit(2)
-    store = AlertStore(store_url(load_settings()))
+    from models.schemas import AuditRecord
+    from safecity import operator
+
+    settings = load_settings()
+    now = datetime.now(UTC)
+    operator.request_audit(settings, AuditRecord(action="user-set", by=operator.actor(None), at=now, target=name,
+                                                 detail=f"role={role} api-token=new (command line)"))
+    store = AlertStore(store_url(settings))
     store.migrate()
-    typer.echo(store.add_user(name, role, datetime.now(UTC)))
+    typer.echo(store.add_user(name, role, now))
     store.close()
 
 
@@ -742,6 +749,85 @@ def alert_route_test(events: Path = typer.Argument(..., help="JSON lines: alert 
             typer.echo(f"{events}: line {out[0]}: refused: {out[1]}", err=True)
         else:
             typer.echo(json.dumps(out.as_line()))
+
+
+console_app = typer.Typer(help="The operator console in the browser: serve it, add its users, take a screenshot.",
+                          invoke_without_command=True)
+app.add_typer(console_app, name="console")
+
+
+@console_app.callback()
+def console_serve(ctx: typer.Context) -> None:
+    """Serve the console (SAFECITY_CONSOLE__HOST/PORT) until SIGINT/SIGTERM; it talks to the alert
+    API (SAFECITY_ALERTS__API_URL), MQTT, Kafka (evidence pictures) and InfluxDB (devices)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from console import app as console
+
+    settings = load_settings()
+    _logging(settings.log_level)
+    console.run(settings)
+
+
+def _new_password(name: str, password_stdin: bool) -> str:
+    from console.auth import password_problem
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    problem = password_problem(name, password)
+    if problem:
+        _fail(problem)
+    return password
+
+
+@console_app.command("user")
+def console_user(name: str = typer.Argument(..., help="sign-in name (not a person's ID number)"),
+                 role: str = typer.Option("operator", help="operator | supervisor | admin"),
+                 password_stdin: bool = typer.Option(False, "--password-stdin",
+                                                     help="read the password from stdin (else: asked twice)")) -> None:
+    """Add a console user (the first admin, say) or give one a new role and password; audited. Run
+    where the alert store is reachable; later users are added by an admin in the console."""
+    from datetime import UTC, datetime
+
+    from alerting.service import store_url
+    from alerting.store import ROLES, AlertStore
+    from console.auth import hash_password
+    from models.schemas import AuditRecord
+    from safecity import operator
+
+    if role not in ROLES:
+        _fail(f"--role must be one of {', '.join(ROLES)}")
+    settings = load_settings()
+    digest = hash_password(_new_password(name, password_stdin))
+    now = datetime.now(UTC)
+    operator.request_audit(settings, AuditRecord(action="user-set", by=operator.actor(None), at=now, target=name,
+                                                 detail=f"role={role} password=new (command line)"))
+    store = AlertStore(store_url(settings))
+    store.migrate()
+    store.add_user(name, role, now, digest)
+    store.close()
+    typer.echo(f"{name} ({role}) may sign in at http://{settings.console.host}:{settings.console.port}/")
+
+
+@console_app.command("screenshot")
+def console_screenshot(out: Path = typer.Option(Path("console-board.png"), help="PNG file to write"),
+                       name: str = typer.Option(..., "--user", help="console user to sign in as"),
+                       password_file: Path = typer.Option(..., help="file holding that user's password"),
+                       page: str = typer.Option("board", help="board | map | devices | alert:<ALERT_ID>"),
+                       url: str | None = typer.Option(None, help="console address (default: from the settings)"),
+                       chromium: str = typer.Option("/usr/bin/chromium", help="Chromium executable")) -> None:
+    """Sign in with headless Chromium (Debian's, never a downloaded one) and save a page as PNG."""
+    from console.screenshot import ScreenshotError, screenshot
+
+    settings = load_settings()
+    base = url or f"http://{settings.console.host}:{settings.console.port}"
+    try:
+        screenshot(base, name, password_file.read_text(encoding="utf-8").strip(), page, out, chromium)
+    except (OSError, ScreenshotError) as exc:
+        _fail(str(exc))
+    typer.echo(f"wrote {out}")
 
 
 def main() -> None:

@@ -130,17 +130,26 @@ group_window: 1m
 """
 
 
-def _demo_token(settings: Settings) -> str:
+def _demo_users(settings: Settings) -> tuple[str, Path]:
+    """The demo's supervisor: an API token for the CLI, and a console password kept in
+    <run_dir>/console-password (0600; new each run)."""
+    import secrets
     from datetime import UTC, datetime
 
     from alerting.service import store_url
     from alerting.store import AlertStore
+    from console.auth import hash_password
 
+    password = secrets.token_urlsafe(12)
+    path = settings.services.run_dir.resolve() / "console-password"
+    path.unlink(missing_ok=True)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+        fh.write(password + "\n")
     store = AlertStore(store_url(settings))
     store.migrate()
-    token = store.add_user("demo-supervisor", "supervisor", datetime.now(UTC))
+    token = store.add_user("demo-supervisor", "supervisor", datetime.now(UTC), hash_password(password))
     store.close()
-    return token
+    return token, path
 
 
 def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = None, busy: bool = False) -> int:
@@ -178,15 +187,19 @@ def run_demo(settings: Settings, rate: float = 2.0, duration: float | None = Non
             policy = run_dir / "demo-policy.yaml"
             policy.write_text(DEMO_POLICY)
             env["SAFECITY_ALERTS__POLICY"] = str(policy)
-        token = _demo_token(settings)  # migrates the store before the alert service starts
+        token, password_file = _demo_users(settings)  # migrates the store before the alert service starts
         children.append(_spawn(["ingest"], run_dir / "ingest.log", env))
         children.append(_spawn(["alerter"], run_dir / "alerter.log", env))
         children.append(_spawn(["metrics"], run_dir / "metrics.log", env))
         children.append(_spawn(["worker"], run_dir / "worker.log", env))
+        children.append(_spawn(["console"], run_dir / "console.log", env))
+        console_url = f"http://{settings.console.host}:{settings.console.port}/"
         with console.status("publishing the demo watch lists ..."):
             operator.import_list(settings, "vehicles", vehicles.encode(), vehicle_entries, "demo", "demo vehicles")
             operator.import_list(settings, "persons", persons.encode(), person_entries, "demo", "demo persons")
-        watcher = Watcher(settings, f"act on an alert: SAFECITY_ALERTS__TOKEN={token} safecity alert ack ALERT_ID  "
+        console.print(f"[bold]console:[/] {console_url}  user demo-supervisor, password in {password_file}")
+        watcher = Watcher(settings, f"console: {console_url} (demo-supervisor, password in {password_file})\n"
+                                    f"act on an alert: SAFECITY_ALERTS__TOKEN={token} safecity alert ack ALERT_ID  "
                                     f"(list: safecity alert list --state firing)")
         fleet = threading.Thread(target=run_fleet, args=(settings.mqtt, spec, stop), daemon=True)
         fleet.start()

@@ -43,6 +43,11 @@ async def _publish(settings: Settings, records: list[tuple[str, bytes, bytes | N
         await producer.stop()
 
 
+def request_audit(settings: Settings, audit: AuditRecord) -> None:
+    """An audit record for a change made outside the alert API (the first admin, say)."""
+    asyncio.run(_publish(settings, [], msgspec.structs.replace(audit, request_id=audit.request_id or uuid.uuid4().hex)))
+
+
 async def _listed(settings: Settings, kind: str) -> dict[str, str]:
     """Entry id -> content hash of what the watch-list topic holds now (the last record per key)."""
     from processors.watchlists import TYPES, scan_recent

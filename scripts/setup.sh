@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a fresh machine: Debian packages (Mosquitto, InfluxDB, PostgreSQL for the alert store's tests,
-# docker-compose for config checks),
+# docker-compose for config checks, Chromium for the console's browser tests),
 # a virtualenv with the project and its test tools, and Apache Kafka's broker jars from Maven.
 # Idempotent: a second run only checks.
 set -euo pipefail
@@ -14,6 +14,9 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)  # scripts/make-test-c
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# the console's browser tests and `safecity console screenshot`: Debian's Chromium, driven by Playwright
+# (its Python package only; no browser is ever downloaded)
+[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || need_apt+=(chromium chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -186,3 +186,36 @@ def api_token(pipeline, stack_env, settings) -> str:
     out = subprocess.run([sys.executable, "-m", "safecity.cli", "alert", "user", "add", "duty-officer", "--role",
                           "supervisor"], env=stack_env, capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
+
+
+DISTRICTS_GEOJSON = {"type": "FeatureCollection", "features": [
+    {"type": "Feature", "properties": {"name": "east"},
+     "geometry": {"type": "Polygon", "coordinates": [[[121.50, 31.20], [121.56, 31.20], [121.56, 31.25],
+                                                      [121.50, 31.25], [121.50, 31.20]]]}}]}
+
+
+@pytest.fixture(scope="session")
+def console(pipeline, stack_env, services_dir):
+    """The operator console (`safecity console`) in front of the session's alert API, with three
+    users made with the CLI as an administrator would: operator, supervisor, admin."""
+    import json
+    import subprocess
+    import sys
+
+    port = services.free_ports(1)[0]
+    outlines = services_dir / "districts.geojson"
+    outlines.write_text(json.dumps(DISTRICTS_GEOJSON))
+    env = stack_env | {"SAFECITY_CONSOLE__PORT": str(port), "SAFECITY_CONSOLE__DISTRICTS_GEOJSON": str(outlines),
+                       "SAFECITY_CONSOLE__MAX_FAILED_SIGNINS": "3", "SAFECITY_CONSOLE__LOCKOUT_S": "60"}
+    users = {}
+    for role in ("operator", "supervisor", "admin"):
+        name, password = f"{role}-{uuid.uuid4().hex[:4]}", f"pw-{uuid.uuid4().hex}"
+        subprocess.run([sys.executable, "-m", "safecity.cli", "console", "user", name, "--role", role,
+                        "--password-stdin"], input=password + "\n", env=stack_env, capture_output=True, text=True,
+                       check=True)
+        users[role] = (name, password)
+    proc = Process(["console"], env, Path(stack_env["SAFECITY_SERVICES__RUN_DIR"]) / "console.log",
+                   READY["console"]).start(timeout=60)
+    proc.url, proc.users = f"http://127.0.0.1:{port}", users
+    yield proc
+    proc.stop()
