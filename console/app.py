@@ -360,7 +360,8 @@ class Console:
         return _json(body, status)
 
     async def health(self, request: web.Request) -> web.Response:
-        return _json({"ok": True, "mqtt": self.feed.connected.is_set()})
+        live = self.feed.connected.is_set()  # without MQTT the boards are not live: not healthy
+        return _json({"ok": live, "mqtt": live}, 200 if live else 503)
 
     # ------------------------------------------------------------------ the application
     def app(self) -> web.Application:

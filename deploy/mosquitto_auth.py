@@ -44,12 +44,14 @@ SERVICES: dict[str, tuple[str, ...]] = {
                         f"write {topics.PREFIX}/system/ingest/stats"),
     # the alert service publishes alert state and notifications; it never reads MQTT back
     "safecity-alerter": (f"write {topics.PREFIX}/alerts/#", f"write {topics.PREFIX}/notifications/#"),
+    # the operator console: hears which alert changed (and reads the record from the alert API)
+    "safecity-console": (f"read {topics.PREFIX}/alerts/#",),
     # wall displays and command-center clients
     "safecity-display": (f"read {topics.PREFIX}/alerts/#", f"read {topics.PREFIX}/notifications/#",
                          f"read {topics.PREFIX}/system/#"),
 }
 SERVICE_PASSWORD_ENV = {"safecity-ingest": "MQTT_INGEST_PASSWORD", "safecity-alerter": "MQTT_ALERTER_PASSWORD",
-                        "safecity-display": "MQTT_DISPLAY_PASSWORD"}
+                        "safecity-console": "MQTT_CONSOLE_PASSWORD", "safecity-display": "MQTT_DISPLAY_PASSWORD"}
 
 
 class CredentialsError(ValueError):

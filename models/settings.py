@@ -201,7 +201,7 @@ class ConsoleSettings(_Section):
     """The operator console (``safecity console``): a browser front end of the alert API."""
 
     host: str = Field("127.0.0.1", description="console listen address")
-    port: int = Field(8091, ge=1, le=65535, description="console port")
+    port: int = Field(8092, ge=1, le=65535, description="console port")
     session_idle_min: float = Field(60.0, gt=0, le=24 * 60, description="a session unused this long ends")
     session_max_h: float = Field(12.0, gt=0, le=7 * 24, description="a session ends this long after sign-in (a shift)")
     secure_cookies: bool = Field(False, description="session cookie only over HTTPS (set behind a TLS proxy)")
@@ -210,6 +210,11 @@ class ConsoleSettings(_Section):
                                              "(none: devices on a plain background)")
     districts_geojson: Path | None = Field(None, description="district outlines (GeoJSON polygons with a 'name' or "
                                                              "'district' property) drawn on the map")
+    @field_validator("tile_url", "districts_geojson", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value):
+        return None if value == "" else value
+
     max_failed_signins: int = Field(5, ge=1, le=100, description="failed sign-ins before a user is locked out a while")
     lockout_s: float = Field(60.0, ge=1, le=86400, description="how long that lockout lasts")
 

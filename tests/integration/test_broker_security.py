@@ -35,6 +35,7 @@ NOT_AUTHORIZED = 135
 BAD_CREDENTIALS = 134
 SERVICE_PASSWORDS = {"MQTT_INGEST_PASSWORD": "ingest-" + uuid.uuid4().hex,
                      "MQTT_ALERTER_PASSWORD": "alerter-" + uuid.uuid4().hex,
+                     "MQTT_CONSOLE_PASSWORD": "console-" + uuid.uuid4().hex,
                      "MQTT_DISPLAY_PASSWORD": "display-" + uuid.uuid4().hex}
 REGISTRY = """devices:
   - {id: gas-1, kind: gas}
@@ -83,6 +84,7 @@ def broker(services_dir):
     mosq.start()
     passwords |= {"safecity-ingest": SERVICE_PASSWORDS["MQTT_INGEST_PASSWORD"],
                   "safecity-alerter": SERVICE_PASSWORDS["MQTT_ALERTER_PASSWORD"],
+                  "safecity-console": SERVICE_PASSWORDS["MQTT_CONSOLE_PASSWORD"],
                   "safecity-display": SERVICE_PASSWORDS["MQTT_DISPLAY_PASSWORD"]}
     yield {"port": port, "tls_port": tls_port, "ca": home / "secure" / "certs" / "ca.crt", "passwords": passwords,
            "home": home}
@@ -203,8 +205,12 @@ def test_a_device_publishes_only_its_own_kinds_topics_under_its_own_id(conns):
     assert device.publish(gas("gas-1")) == 0  # the sentinel, after the refused ones, through the same path
     assert ingest.until(gas("gas-1")) == [gas("gas-1")]
     legit = f"{topics.PREFIX}/alerts/gas-level-2/gas-1/real"
+    console = conns("safecity-console", tls=False)
+    assert console.connect() == 0 and console.subscribe(f"{topics.PREFIX}/alerts/#") == [1]
+    assert console.publish(f"{topics.PREFIX}/alerts/gas-level-2/gas-1/from-console") == NOT_AUTHORIZED
     assert alerter.publish(legit) == 0
     assert display.until(legit) == [legit]  # the forged alert never reached a display
+    assert console.until(legit) == [legit]  # nor the console, which only reads alert state
 
 
 def test_a_device_reads_nothing(conns):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 import urllib.parse
 import uuid
 from datetime import UTC, datetime
@@ -159,3 +160,59 @@ def test_the_map_shows_the_devices(browser, console, registry):
     sup.click("nav a[data-page=devices]")
     sup.wait_for_selector("#devices-ready", state="attached")
     assert sup.locator("#device-rows tr").count() == len(registry.devices)
+
+
+def test_a_person_lead_shows_no_name_until_a_supervisor_opens_it_audited(browser, console, settings, registry,
+                                                                          admin_env, tmp_path):
+    from models import schemas
+    from models.schemas import HotelRegistration, IdType
+    from tests.integration.harness import kafka_records
+
+    hotel, entry = registry.add("hotel", lat=31.22, lon=121.52, district="east", **QUIET), f"p-{uuid.uuid4().hex[:6]}"
+    lists = tmp_path / "persons.csv"
+    lists.write_text("entry_id,name,id_number,birth_date_from,birth_date_to,category,priority,valid_from,valid_until\n"
+                     f"{entry},,11010519491231002X,,,wanted-person,1,,\n")
+    cli(admin_env, "watchlist", "import", str(lists), "--kind", "persons")
+    op, sup = sign_in(browser, console, "operator"), sign_in(browser, console, "supervisor")
+    desk = DeviceClient(settings.mqtt, DeviceKind.HOTEL, hotel).start()
+    try:
+        desk.publish(MessageKind.REGISTRATION, HotelRegistration(
+            registration_id=uuid.uuid4().hex, hotel_id=hotel, guest_name="王芳", id_type=IdType.RESIDENT_ID,
+            id_number="11010519491231002X", nationality="CHN", birth_date=datetime(1949, 12, 31).date(),
+            room="1203", checkin_at=datetime.now(UTC))).wait_for_publish(10)
+        lead = f'#board-rows tr[data-alert^="watch:{entry}:{hotel}:"]'
+        op.wait_for_selector(lead, timeout=60_000)
+        assert op.is_visible("#cue") and "NEW CRITICAL: watchlist-person" in op.inner_text("#cue")  # the cue
+        op.click(lead)
+        op.wait_for_selector("#evidence-lead")
+        assert op.is_disabled("#open-subject")  # an operator never opens a guest's record
+        for page in (op,):
+            text = page.content()
+            assert "王芳" not in text and "11010519491231002" not in text and "1949" not in text
+
+        sup.wait_for_selector(lead)
+        sup.click(lead)
+        sup.wait_for_selector("#open-subject")
+        assert "王芳" not in sup.content()
+        alert_id = sup.evaluate("decodeURIComponent(location.hash.split('/').slice(2).join('/'))")
+        assert "11010519491231002" not in alert_id and "王芳" not in alert_id  # nor in the page's address
+        sup.click("#open-subject")
+        sup.fill("#subject-reason", "verifying the lead with the front desk")
+        sup.click("#subject-go")
+        sup.wait_for_selector("#subject-out dl")
+        assert "王芳" in sup.inner_text("#subject-out") and "11010519491231002X" in sup.inner_text("#subject-out")
+        sup.click("#modal button.link")  # closing the dialog takes the record off the page
+        assert "王芳" not in sup.content()
+        supervisor = console.users["supervisor"][0]
+
+        def audited():  # read off Playwright's event loop (kafka_records runs its own)
+            with ThreadPoolExecutor(1) as pool:
+                found = pool.submit(kafka_records, settings, topics.KAFKA_AUDIT,
+                                    lambda k, v: alert_id.encode() in v, 5).result()
+            got = [schemas.decode_as(schemas.AuditRecord, r.value) for r in found]
+            return [a for a in got if (a.action, a.by) == ("alert-open-subject", supervisor)] or None
+
+        record = poll(audited, 60, "the opening in the audit trail")[0]
+        assert record.detail == "verifying the lead with the front desk"
+    finally:
+        desk.close()

@@ -70,7 +70,8 @@ def test_device_ids_may_not_take_a_service_name(bad):
 def test_new_users_get_a_password_once_and_existing_ones_keep_theirs():
     first = auth.credentials(DEVICES, {}, service_passwords={"safecity-ingest": "from-env"}, new_password=counter())
     assert set(first.users) == {"gas-1", "cam-1", "hotel-1", *auth.SERVICES}
-    assert set(first.issued) == {"gas-1", "cam-1", "hotel-1", "safecity-alerter", "safecity-display"}
+    assert set(first.issued) == {"gas-1", "cam-1", "hotel-1", "safecity-alerter", "safecity-console",
+                                  "safecity-display"}
     assert auth.verify("from-env", first.users["safecity-ingest"])
     for user, password in first.issued.items():
         assert auth.verify(password, first.users[user])
