@@ -222,9 +222,12 @@ def test_devices_and_map_show_the_registry_with_states(console, settings, regist
             assert status == 200
             return next((d for d in body["devices"] if d["id"] == device_id), None)
 
-        view = poll(lambda: (d := device(sensor)) and d["state"] == "alarm" and d, 60, "the sensor in alarm")
+        # the state from the alert store, last seen from InfluxDB (written by the metrics writer, read by the
+        # console at most every few seconds): both, once they have arrived
+        view = poll(lambda: (d := device(sensor)) and d["state"] == "alarm" and d["last_seen"] and d, 60,
+                    "the sensor in alarm, last seen")
         assert (view["kind"], view["district"], view["site"]) == ("gas", "east", "depot-9")
-        assert view["last_seen"] is not None and [a["type"] for a in view["alerts"]] == ["gas-level-1"]
+        assert [a["type"] for a in view["alerts"]] == ["gas-level-1"]
         assert device(unplaced)["state"] == "unknown"  # registered, never heard of
 
         status, body = sup.call("GET", "/console/api/map")
@@ -234,3 +237,33 @@ def test_devices_and_map_show_the_registry_with_states(console, settings, regist
         assert placed == {d["id"] for d in registry.devices if d.get("lat") is not None}
     finally:
         client.close()
+
+
+def test_a_camera_alerts_picture_is_the_cameras_last_frame_before_it(pipeline, settings, registry):
+    """What the alert page shows for a camera alert, read back from the frames on Kafka."""
+    import asyncio
+
+    import cv2
+    from skimage import data
+
+    from alerting import evidence
+    from devices.client import DeviceClient
+    from models.schemas import CameraFrame
+    from models.topics import DeviceKind, MessageKind
+
+    camera = registry.add("camera", **QUIET)
+    t0 = datetime.now(UTC) - timedelta(minutes=2)
+    frames = [cv2.imencode(".jpg", image)[1].tobytes() for image in (data.camera(), data.coins(), data.moon())]
+    client = DeviceClient(settings.mqtt, DeviceKind.CAMERA, camera).start()
+    try:
+        for i, jpeg in enumerate(frames):
+            client.publish(MessageKind.FRAME, CameraFrame(camera_id=camera, seq=i, captured_at=t0 + timedelta(seconds=10 * i),
+                                                          image=jpeg)).wait_for_publish(10)
+        kafka_records(settings, topics.KAFKA_TOPICS[MessageKind.FRAME],
+                      lambda k, v: k == camera.encode() and b'"seq":2' in v, timeout=60)
+    finally:
+        client.close()
+    at = lambda seconds: asyncio.run(evidence.camera_frame(settings.kafka, camera, t0 + timedelta(seconds=seconds)))  # noqa: E731
+    assert at(15) == frames[1]  # the last frame at or before the alert's time
+    assert at(20) == frames[2] and at(0) == frames[0]
+    assert at(-1) is None  # nothing the camera sent before then

@@ -168,17 +168,21 @@ def test_a_person_lead_shows_no_name_until_a_supervisor_opens_it_audited(browser
     from models.schemas import HotelRegistration, IdType
     from tests.integration.harness import kafka_records
 
+    from processors.rules.idnumber import id_check_character
+
     hotel, entry = registry.add("hotel", lat=31.22, lon=121.52, district="east", **QUIET), f"p-{uuid.uuid4().hex[:6]}"
+    base = f"31010419850612{int(uuid.uuid4().hex[:4], 16) % 1000:03d}"  # this test's own subject: no other list matches
+    number = base + id_check_character(base)
     lists = tmp_path / "persons.csv"
     lists.write_text("entry_id,name,id_number,birth_date_from,birth_date_to,category,priority,valid_from,valid_until\n"
-                     f"{entry},,11010519491231002X,,,wanted-person,1,,\n")
+                     f"{entry},,{number},,,wanted-person,1,,\n")
     cli(admin_env, "watchlist", "import", str(lists), "--kind", "persons")
     op, sup = sign_in(browser, console, "operator"), sign_in(browser, console, "supervisor")
     desk = DeviceClient(settings.mqtt, DeviceKind.HOTEL, hotel).start()
     try:
         desk.publish(MessageKind.REGISTRATION, HotelRegistration(
             registration_id=uuid.uuid4().hex, hotel_id=hotel, guest_name="王芳", id_type=IdType.RESIDENT_ID,
-            id_number="11010519491231002X", nationality="CHN", birth_date=datetime(1949, 12, 31).date(),
+            id_number=number, nationality="CHN", birth_date=datetime(1985, 6, 12).date(),
             room="1203", checkin_at=datetime.now(UTC))).wait_for_publish(10)
         lead = f'#board-rows tr[data-alert^="watch:{entry}:{hotel}:"]'
         op.wait_for_selector(lead, timeout=60_000)
@@ -188,19 +192,19 @@ def test_a_person_lead_shows_no_name_until_a_supervisor_opens_it_audited(browser
         assert op.is_disabled("#open-subject")  # an operator never opens a guest's record
         for page in (op,):
             text = page.content()
-            assert "王芳" not in text and "11010519491231002" not in text and "1949" not in text
+            assert "王芳" not in text and number[:-1] not in text and "1985-06-12" not in text
 
         sup.wait_for_selector(lead)
         sup.click(lead)
         sup.wait_for_selector("#open-subject")
         assert "王芳" not in sup.content()
         alert_id = sup.evaluate("decodeURIComponent(location.hash.split('/').slice(2).join('/'))")
-        assert "11010519491231002" not in alert_id and "王芳" not in alert_id  # nor in the page's address
+        assert number[:-1] not in alert_id and "王芳" not in alert_id  # nor in the page's address
         sup.click("#open-subject")
         sup.fill("#subject-reason", "verifying the lead with the front desk")
         sup.click("#subject-go")
         sup.wait_for_selector("#subject-out dl")
-        assert "王芳" in sup.inner_text("#subject-out") and "11010519491231002X" in sup.inner_text("#subject-out")
+        assert "王芳" in sup.inner_text("#subject-out") and number in sup.inner_text("#subject-out")
         sup.click("#modal button.link")  # closing the dialog takes the record off the page
         assert "王芳" not in sup.content()
         supervisor = console.users["supervisor"][0]

@@ -107,3 +107,28 @@ def test_the_district_variable_filters_the_panel(city_data, settings, uid, title
     assert values("nowhere") == []
     if not any(f'"{m}"' in query for m in UNPLACED):
         assert poll(lambda: values(DISTRICT), 30, f"{title!r} for {DISTRICT}")
+
+
+@pytest.mark.parametrize("time_range", ["5m", "24h"])
+def test_open_alerts_now_equals_the_stores_open_alerts_on_any_range(city_data, settings, api_token, time_range):
+    """The wall's "Open alerts now" is the store's count at that moment, whatever range the wall shows
+    (a count of transitions in the range would be wrong on both)."""
+    from tests.integration.test_alerting import api
+
+    panel = next(p for p in build.CITY.panels if p.title == "Open alerts now")
+
+    def store_count() -> int:
+        status, rows = api(settings, api_token, "GET", "/api/v1/alerts?status=firing,acknowledged&limit=5000")
+        assert status == 200
+        return len(rows)
+
+    def agreed():  # the snapshot is written every second here: wait until it has caught up with the store
+        before = store_count()
+        query = build.queries(panel)[0].replace("$timeFilter", f"time > now() - {time_range}").replace(
+            "$district", ".*")
+        rows = influx_query(settings, query)
+        shown = int(rows[0]["sum"]) if rows else 0
+        return (before, shown) if before == shown == store_count() else None
+
+    count, shown = poll(agreed, 30, f"the open-alert count on a {time_range} range")
+    assert count > 0  # the test city has open alerts (its gas leak at least)

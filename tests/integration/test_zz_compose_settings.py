@@ -1,7 +1,7 @@
 """The compose stack's own settings run the pipeline: each pipeline service's environment, exactly as
 `docker-compose config` resolves it from `.env.example`, with only the addresses changed to the local
 servers (and the files its volumes mount read from where they are), starts ingest, a worker, the
-alert service and the metrics writer; they report healthy, and a gas leak on a device of the example
+alert service, the metrics writer and the console; they report healthy, and a gas leak on a device of the example
 registry comes out as an alert on MQTT and as metrics in InfluxDB.
 
 Named to run last: it stops the session's pipeline processes and runs the compose ones in their place
@@ -63,6 +63,9 @@ def local_env(service: dict, settings, postgres, run_dir: Path, health_port: int
         assert not value.startswith("/") or key in addresses or Path(value).exists(), (key, value)
     if "SAFECITY_ALERTS__DB_URL" in env:
         env["SAFECITY_ALERTS__API_PORT"] = str(api_port)
+        env["SAFECITY_ALERTS__API_URL"] = f"http://127.0.0.1:{api_port}"
+    if "SAFECITY_CONSOLE__HOST" in env:  # the console: on the health port's place
+        env |= {"SAFECITY_CONSOLE__HOST": "127.0.0.1", "SAFECITY_CONSOLE__PORT": str(health_port)}
     return {k: v for k, v in os.environ.items() if not k.startswith("SAFECITY_")} | env
 
 
@@ -72,14 +75,14 @@ def test_the_compose_settings_run_the_pipeline(pipeline, settings, postgres, ser
         proc.stop()
     run_dir = services_dir / "compose-settings"
     run_dir.mkdir()
-    ports = services.free_ports(5)
+    ports = services.free_ports(6)
     procs = {}
     try:
-        for i, name in enumerate(("ingest", "alerter", "metrics", "worker")):
-            env = local_env(composed[name], settings, postgres, run_dir, ports[i], ports[4])
+        for i, name in enumerate(("ingest", "alerter", "metrics", "worker", "console")):
+            env = local_env(composed[name], settings, postgres, run_dir, ports[i], ports[5])
             assert env["SAFECITY_REGISTRY"].endswith("deploy/registry.example.yaml")
             procs[name] = Process([name], env, run_dir / f"{name}.log", READY[name]).start(timeout=180)
-            procs[name].health_url = f"http://127.0.0.1:{ports[i]}/health"
+            procs[name].health_url = f"http://127.0.0.1:{ports[i]}/{'healthz' if name == 'console' else 'health'}"
         for name, proc in procs.items():
             poll(lambda: probe(proc.health_url)[0], 120, f"the compose-configured {name} healthy")
 
