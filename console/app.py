@@ -335,6 +335,8 @@ class Console:
         if request.method == "GET":
             status, body = await self.api(request, "GET", "/api/v1/users")
             return _json(body, status)
+        if request["session"]["role"] != "admin":  # refused before any password is hashed (the API checks again)
+            return _error(403, "only an admin manages users")
         try:
             body = await request.json()
             name, role, password = str(body["name"]), str(body["role"]), str(body.get("password") or "")

@@ -19,6 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "grafana" / "dashboards"
 DATASOURCE = {"type": "influxdb", "uid": "safecity-influxdb"}
+ALERT_STORE = {"type": "grafana-postgresql-datasource", "uid": "safecity-alerts"}  # PostgreSQL, alert_board view
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Panel:
     thresholds: tuple[tuple[str, float | None], ...] = ()
     description: str = ""
     options: dict = field(default_factory=dict)
+    source: str = "influxdb"  # influxdb (InfluxQL) | alerts (SQL on the alert store's alert_board view)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,14 @@ class Dashboard:
     tags: tuple[str, ...] = ("safecity",)
 
 
+def _target(panel: Panel, i: int, query: str) -> dict:
+    if panel.source == "alerts":
+        return {"refId": chr(ord("A") + i), "datasource": ALERT_STORE, "editorMode": "code", "format": "table",
+                "rawQuery": True, "rawSql": query}
+    return {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "rawQuery": True,
+            "resultFormat": "table" if panel.kind in ("table", "geomap") else "time_series", "query": query}
+
+
 def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict:
     defaults: dict = {"unit": panel.unit}
     if panel.thresholds:
@@ -51,13 +61,38 @@ def _panel_json(panel: Panel, pid: int, x: int, y: int) -> dict:
             {"color": colour, "value": value} for colour, value in panel.thresholds]}
     return {
         "id": pid, "type": panel.kind, "title": panel.title, "description": panel.description,
-        "datasource": DATASOURCE, "gridPos": {"x": x, "y": y, "w": panel.width, "h": panel.height},
-        "targets": [{"refId": chr(ord("A") + i), "datasource": DATASOURCE, "rawQuery": True, "resultFormat":
-                     "table" if panel.kind == "table" else "time_series", "query": query}
-                    for i, query in enumerate(queries(panel))],
-        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "datasource": ALERT_STORE if panel.source == "alerts" else DATASOURCE,
+        "gridPos": {"x": x, "y": y, "w": panel.width, "h": panel.height},
+        "targets": [_target(panel, i, q) for i, q in enumerate(queries(panel))],
+        "fieldConfig": {"defaults": defaults, "overrides": SEVERITY_OVERRIDES if panel.kind != "stat" else []},
         "options": panel.options,
     }
+
+
+#: One colour per severity on every wall (the console's too).
+SEVERITY_COLOURS = {"critical": "#d7263d", "high": "#f08a24", "warning": "#e0c422", "maintenance": "#4c8bf5",
+                    "info": "#7a8793"}
+SEVERITY_OVERRIDES = [{"matcher": {"id": "byName", "options": name},
+                       "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": colour}}]}
+                      for name, colour in SEVERITY_COLOURS.items()]
+SQL_PLACE = "district ~ '^(${district:regex})$'"  # the same variable in the alert store's SQL
+
+#: Alert transitions as annotations on every time-series panel (firing ones: when something happened).
+ANNOTATION = {
+    "name": "Alerts firing", "enable": True, "iconColor": "#d7263d", "datasource": DATASOURCE,
+    "query": 'SELECT "count", "type", "severity", "device_id" FROM "alerts" WHERE "state" = \'firing\' '
+             'AND $timeFilter AND "district" =~ /^$district$/',
+    "textColumn": "device_id", "tagsColumn": "type,severity",
+}
+
+
+def geomap(layer: str, colour_field: str) -> dict:
+    """Geomap options: points at latitude/longitude, coloured by a field, on Grafana's default base map
+    (a command center sets its own tile server in Grafana's configuration)."""
+    return {"view": {"id": "fit", "lat": 0, "lon": 0, "zoom": 12}, "controls": {"showZoom": True},
+            "layers": [{"type": "markers", "name": layer, "location": {"mode": "coords", "latitude": "latitude",
+                                                                          "longitude": "longitude"},
+                        "config": {"style": {"size": {"fixed": 6}, "color": {"field": colour_field}}}}]}
 
 
 #: Every query is filtered by the wall's district variable (All: any, points without a district too).
@@ -71,6 +106,8 @@ DISTRICT_VARIABLE = {
 
 def queries(panel: Panel) -> tuple[str, ...]:
     raw = (panel.query,) if isinstance(panel.query, str) else panel.query
+    if panel.source == "alerts":  # the SQL names its own district filter (SQL_PLACE)
+        return raw
     return tuple(q.replace("$timeFilter", f"$timeFilter AND {PLACE}") for q in raw)
 
 
@@ -85,7 +122,7 @@ def render(dash: Dashboard) -> dict:
         "uid": dash.uid, "title": dash.title, "tags": list(dash.tags), "timezone": "browser",
         "schemaVersion": 39, "version": 1, "editable": False, "graphTooltip": 1, "refresh": dash.refresh,
         "time": {"from": dash.time_from, "to": "now"}, "panels": panels,
-        "templating": {"list": [DISTRICT_VARIABLE]}, "annotations": {"list": []},
+        "templating": {"list": [DISTRICT_VARIABLE]}, "annotations": {"list": [ANNOTATION]},
     }
 
 
@@ -138,6 +175,24 @@ CITY = Dashboard("safecity-city", "SafeCity: city overview", (
           'SELECT sum("online") AS "online", count("online") AS "total" FROM (SELECT last("online") AS "online" '
           'FROM "device_status" WHERE $timeFilter GROUP BY "device_id", "kind") GROUP BY "kind"', kind="table",
           width=12, description="devices that reported a status in the window: online now, and all of them"),
+    Panel("Open alerts (alert store)",
+          'SELECT first_seen AS "since", severity, status, type, site, district, '
+          "coalesce(acknowledged_by, '') AS \"acknowledged by\", coalesce(assignee, '') AS assignee, "
+          'count FROM alert_board WHERE status IN (\'firing\', \'acknowledged\') AND ' + SQL_PLACE +
+          " ORDER BY severity_rank, first_seen DESC LIMIT 200",
+          kind="table", width=24, height=9, source="alerts",
+          description="every open alert with its state, age and who acknowledged it, from the alert store "
+                      "(the same rows as the console's board)"),
+    Panel("Map: open alerts",
+          "SELECT latitude, longitude, severity, type, site FROM alert_board WHERE status IN ('firing', "
+          "'acknowledged') AND latitude IS NOT NULL AND " + SQL_PLACE,
+          kind="geomap", width=12, height=10, source="alerts", options=geomap("open alerts", "severity"),
+          description="open alerts at their devices' registry coordinates"),
+    Panel("Map: devices",
+          'SELECT last("lat") AS "latitude", last("lon") AS "longitude", last("online") AS "online" FROM '
+          '"device_status" WHERE $timeFilter GROUP BY "device_id", "kind"',
+          kind="geomap", width=12, height=10, options=geomap("devices", "online"),
+          description="every device that reported a status, at its registry coordinates (green: online)"),
     Panel("Offline devices",
           'SELECT "online", "device_id", "kind", "district" FROM (SELECT last("online") AS "online" FROM '
           '"device_status" WHERE $timeFilter GROUP BY "device_id", "kind", "district") WHERE "online" = 0',

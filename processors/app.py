@@ -159,7 +159,8 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
             status = await ctx.decode(MessageKind.STATUS, raw)
             if status is not None:
                 entry = ctx.registry.get(status.device_id)
-                ctx.sink().add(metrics.status_points(status, entry.kind.value if entry else None))
+                ctx.sink().add(metrics.status_points(status, entry.kind.value if entry else None,
+                                                     entry.lat if entry else None, entry.lon if entry else None))
                 await gas_agents.on_status(status)
 
     return app

@@ -433,10 +433,13 @@ def watchlist_publish(file: Path, kind: str = typer.Option(...), by: str = typer
 def report(start: str = typer.Option(..., "--from", help="first day (YYYY-MM-DD, UTC) or an ISO time"),
            end: str = typer.Option(..., "--to", help="the day after the last (YYYY-MM-DD) or an ISO time"),
            district: str | None = typer.Option(None, help="one district only"),
-           out: Path = typer.Option(Path("report.html"), help="the HTML file to write")) -> None:
+           out: Path = typer.Option(Path("report.html"), help="the file to write: .html, or .pdf (printed by "
+                                                               "headless Chromium)")) -> None:
     """The governance report for a period against the one before it: KPIs, warnings by type and district
     with handling times, late or silent hotels, gas sites with alarms, cameras with the most downtime."""
     from datetime import UTC, datetime
+
+    import subprocess
 
     from alerting import report as rpt
     from alerting.report_facts import gather
@@ -453,8 +456,8 @@ def report(start: str = typer.Option(..., "--from", help="first day (YYYY-MM-DD,
     t0, t1 = when(start), when(end)
     if t1 <= t0:
         _fail("--to must be after --from")
-    if out.suffix.lower() != ".html":
-        _fail("the report is written as HTML (--out NAME.html); print it to PDF from a browser")
+    if out.suffix.lower() not in (".html", ".pdf"):
+        _fail("the report is written as HTML or PDF: --out NAME.html | NAME.pdf")
     settings = load_settings()
     registry = _registry(settings.registry) if settings.registry else None
     store = AlertStore(store_url(settings))
@@ -467,7 +470,15 @@ def report(start: str = typer.Option(..., "--from", help="first day (YYYY-MM-DD,
     finally:
         store.close()
     data = rpt.build(current, previous, t0, t1, district, settings.alerts.handled_target_s)
-    out.write_text(rpt.render_html(data), encoding="utf-8")
+    if out.suffix.lower() == ".pdf":
+        from alerting.report_pdf import PdfError, print_pdf
+
+        try:
+            print_pdf(rpt.render_html(data), out)
+        except (PdfError, OSError, subprocess.TimeoutExpired) as exc:
+            _fail(str(exc))
+    else:
+        out.write_text(rpt.render_html(data), encoding="utf-8")
     k = data["kpis"]
     typer.echo(f"{out}: {k['warnings_issued']} warnings ({k['warnings_handled']} handled), "
                f"{k['registrations']} registrations")

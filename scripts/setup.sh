@@ -17,6 +17,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 # the console's browser tests and `safecity console screenshot`: Debian's Chromium, driven by Playwright
 # (its Python package only; no browser is ever downloaded)
 [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || need_apt+=(chromium chromium-driver)
+command -v pdftoppm >/dev/null 2>&1 || need_apt+=(poppler-utils)  # the report's PDF pages as PNG
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -77,12 +77,17 @@ def gas_points(reading: GasReading) -> list[MetricPoint]:
                                 "unit": reading.unit.value}, fields, reading.measured_at)]
 
 
-def status_points(status: DeviceStatus, kind: str | None = None) -> list[MetricPoint]:
+def status_points(status: DeviceStatus, kind: str | None = None, lat: float | None = None,
+                  lon: float | None = None) -> list[MetricPoint]:
+    """A device's online state, with its registry coordinates (fields) so a map can place it."""
     at = status.at or status.ingested_at
     if at is None:
         return []
     tags = {"device_id": status.device_id} | ({"kind": kind} if kind else {})
-    return [MetricPoint("device_status", tags, {"online": int(status.state.value == "online")}, at)]
+    fields: dict = {"online": int(status.state.value == "online")}
+    if lat is not None and lon is not None:
+        fields |= {"lat": float(lat), "lon": float(lon)}
+    return [MetricPoint("device_status", tags, fields, at)]
 
 
 def alert_points(alert: Alert) -> list[MetricPoint]:

@@ -18,7 +18,9 @@ from tests.integration.harness import influx_query, poll
 
 pytestmark = pytest.mark.integration
 
-PANELS = [(d.uid, p.title, q) for d in build.DASHBOARDS for p in d.panels for q in build.queries(p)]
+PANELS = [(d.uid, p.title, q) for d in build.DASHBOARDS for p in d.panels for q in build.queries(p)
+          if p.source == "influxdb"]
+STORE_PANELS = [p for d in build.DASHBOARDS for p in d.panels if p.source == "alerts"]
 DISTRICT = "dash-district"  # the walls' data for this test is placed here (registry)
 #: Panels over measurements that carry no place (dead letters, operators' feedback by rule, notification
 #: deliveries): a district shows none of them, All shows them all.
@@ -28,18 +30,20 @@ UNPLACED = ("dead_letters", "alert_feedback", "notifications")
 def grafana_expand(query: str, district: str = ".*") -> str:
     """What Grafana substitutes before sending an InfluxQL query (district: the variable's regex; All is .*)."""
     return (query.replace("$timeFilter", "time > now() - 1h").replace("$__interval", "10s")
-            .replace("$district", district))
+            .replace("${district:regex}", district).replace("$district", district))
 
 
 @pytest.fixture(scope="module")
 def city_data(pipeline, settings, registry, api_token):
     rng = random.Random(11)
     now = datetime.now(UTC) - timedelta(minutes=2)
-    leak = GasSensorSim(registry.add("gas", district=DISTRICT), rng)
+    def at(i: int) -> dict:  # the test city's devices are on the map
+        return {"district": DISTRICT, "lat": 31.2 + i / 100, "lon": 121.4 + i / 100}
+
+    leak = GasSensorSim(registry.add("gas", **at(0)), rng)
     leak.start_leak(12.0)
-    sims = [CheckpointSim(registry.add("camera", district=DISTRICT), rng),
-            HotelSim(registry.add("hotel", district=DISTRICT), rng),
-            GasSensorSim(registry.add("gas", district=DISTRICT), rng, gas=GasType.CO), leak]
+    sims = [CheckpointSim(registry.add("camera", **at(1)), rng), HotelSim(registry.add("hotel", **at(2)), rng),
+            GasSensorSim(registry.add("gas", **at(3)), rng, gas=GasType.CO), leak]
     for sim in sims:
         client = DeviceClient(settings.mqtt, sim.kind, sim.device_id).start()
         infos = [client.publish(sim.message, sim.next(now + timedelta(seconds=10 * i))) for i in range(8)]
@@ -132,3 +136,97 @@ def test_open_alerts_now_equals_the_stores_open_alerts_on_any_range(city_data, s
 
     count, shown = poll(agreed, 30, f"the open-alert count on a {time_range} range")
     assert count > 0  # the test city has open alerts (its gas leak at least)
+
+
+def test_the_wall_preview_draws_each_panel_from_its_own_query(city_data, settings, tmp_path):
+    """`python -m dashboards.preview` (the walls without Grafana): one PNG per wall, each panel drawn
+    with exactly the values its query returns for the district."""
+    from dashboards import preview
+
+    def expected(panel) -> int:
+        return sum(1 for q in build.queries(panel)
+                   for row in influx_query(settings, grafana_expand(q, DISTRICT))
+                   for k, v in row.items() if k not in ("time", "_tags") and v is not None and not isinstance(v, str))
+
+    placed = [(d.uid, p.title) for d in build.DASHBOARDS for p in d.panels
+              if not any(f'"{m}"' in q for q in build.queries(p) for m in UNPLACED)]
+
+    def drawn_all():  # a snapshot panel may be between two snapshots: draw again until all have data
+        drawn = preview.preview(settings.influx, settings.alerts.db_url.get_secret_value(), tmp_path, "1h",
+                                DISTRICT)
+        return drawn if all(drawn[uid][title] for uid, title in placed) else None
+
+    drawn = poll(drawn_all, 60, "every placed panel drawn with data")
+    for dash in build.DASHBOARDS:
+        assert (tmp_path / f"{dash.uid}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        for panel in dash.panels:
+            if panel.kind != "timeseries":  # snapshots and tables: what the query returns now
+                continue
+            assert drawn[dash.uid][panel.title] == expected(panel), panel.title
+
+
+def store_query(settings, sql: str, district: str = ".*") -> list[dict]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(settings.alerts.db_url.get_secret_value())
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.text(grafana_expand(sql, district)))]
+    finally:
+        engine.dispose()
+
+
+def test_the_alert_store_panels_show_the_stores_open_alerts(city_data, settings, api_token):
+    """The second data source (PostgreSQL, the alert_board view): the wall's alert table has exactly the
+    store's open alerts, filtered by the district variable; the open-alert map places those with
+    coordinates."""
+    from tests.integration.test_alerting import api
+
+    table = next(p for p in STORE_PANELS if p.kind == "table")
+    geo = next(p for p in STORE_PANELS if p.kind == "geomap")
+
+    def agreed():
+        status, open_alerts = api(settings, api_token, "GET", "/api/v1/alerts?status=firing,acknowledged&limit=5000")
+        rows = store_query(settings, table.query)
+        want = sorted((a["type"], a["place"].get("site") or a["device_id"], a["status"]) for a in open_alerts)
+        return rows if sorted((r["type"], r["site"], r["status"]) for r in rows) == want else None
+
+    rows = poll(agreed, 30, "the wall's alert table equal to the store's open alerts")
+    ranks = [list(build.SEVERITY_COLOURS).index(r["severity"]) for r in rows]
+    assert ranks == sorted(ranks)  # worst first
+    mine = store_query(settings, table.query, DISTRICT)
+    assert mine and all(r["district"] == DISTRICT for r in mine)
+    assert store_query(settings, table.query, "nowhere") == []
+    placed = store_query(settings, geo.query, DISTRICT)
+    assert placed and all(r["latitude"] and r["longitude"] for r in placed)
+    assert {(round(r["latitude"], 4), round(r["longitude"], 4)) for r in placed} <= {
+        (round(31.2 + i / 100, 4), round(121.4 + i / 100, 4)) for i in range(4)}
+
+
+def test_the_walls_reader_sees_the_alert_board_and_nothing_else(city_data, settings):
+    """Grafana's user of the alert store (safecity_reader) reads the view, never the users, sessions or
+    the records' evidence (migration 0003 grants the view only)."""
+    import importlib
+
+    import psycopg
+
+    migration = importlib.import_module("alerting.migrations.versions.0003_alert_board_view")
+    owner = settings.alerts.db_url.get_secret_value().replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(owner, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (migration.READER,)).fetchone()
+        if not exists:
+            conn.execute(f"CREATE ROLE {migration.READER} LOGIN PASSWORD 'reader-pw'")
+        conn.execute(migration.GRANT_READER)
+    reader = owner.split("://")[0] + "://" + migration.READER + ":reader-pw@" + owner.split("@", 1)[1]
+    with psycopg.connect(reader, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM alert_board").fetchone()[0] > 0
+        for table in ("users", "sessions", "alerts", "outbox"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SELECT * FROM {table} LIMIT 1")
+
+
+def test_the_alert_annotations_mark_firing_alerts_in_the_district(city_data, settings):
+    query = build.ANNOTATION["query"]
+    rows = poll(lambda: influx_query(settings, grafana_expand(query, DISTRICT)), 30, "annotations")
+    assert rows and all(r["type"] and r["severity"] for r in rows)
+    assert influx_query(settings, grafana_expand(query, "nowhere")) == []

@@ -90,3 +90,18 @@ def test_the_report_matches_the_store_and_influxdb(pipeline, settings, registry,
     engine.dispose()
     page = (tmp_path / "all.html").read_text(encoding="utf-8")
     assert "Key figures" in page and "<svg" in page
+
+    # the same report as PDF (headless Chromium), and its pages as PNG by the README's command
+    pdf = tmp_path / "report.pdf"
+    done = subprocess.run([sys.executable, "-m", "safecity.cli", "report", "--from", start.isoformat(), "--to",
+                           end.isoformat(), "--out", str(pdf)], env=stack_env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    issued_row = next(line for line in text.splitlines() if line.strip().startswith("Warnings issued"))
+    assert issued_row.split()[2] == str(issued)  # the figure in the PDF is the store's
+    assert "Key figures" in text and "Gas sites with alarms" in text and "report-site" in text
+    subprocess.run(["pdftoppm", "-png", "-r", "60", str(pdf), str(tmp_path / "report-page")], check=True)
+    pages = sorted(tmp_path.glob("report-page-*.png"))
+    assert pages and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pages)

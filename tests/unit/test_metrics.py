@@ -53,3 +53,17 @@ def test_points_carry_their_devices_place():
     assert out[1].tags["district"] == "pudong" and out[1].tags["grid"] == "G-12"
     assert out[2].tags["district"] == "jingan"  # its own tag wins
     assert out[3:] == points[3:]
+
+
+def test_a_status_point_carries_the_registry_coordinates_for_the_map():
+    from datetime import UTC, datetime
+
+    from models.schemas import DeviceState, DeviceStatus
+
+    at = datetime(2026, 11, 30, tzinfo=UTC)
+    online = DeviceStatus(device_id="gas-1", state=DeviceState.ONLINE, at=at)
+    (p,) = metrics.status_points(online, "gas", 31.2, 121.5)
+    assert (p.tags, p.fields) == ({"device_id": "gas-1", "kind": "gas"}, {"online": 1, "lat": 31.2, "lon": 121.5})
+    (p,) = metrics.status_points(DeviceStatus(device_id="gas-1", state=DeviceState.OFFLINE, at=at), "gas")
+    assert p.fields == {"online": 0}  # not placed in the registry: no coordinates
+    assert metrics.status_points(DeviceStatus(device_id="gas-1", state=DeviceState.OFFLINE)) == []
