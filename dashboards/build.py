@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ class Panel:
     description: str = ""
     options: dict = field(default_factory=dict)
     source: str = "influxdb"  # influxdb (InfluxQL) | alerts (SQL on the alert store's alert_board view)
+    legends: tuple[str, ...] = ()  # one per query; default: the GROUP BY tags' values, else the panel title
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,26 @@ class Dashboard:
     tags: tuple[str, ...] = ("safecity",)
 
 
+def legend(panel: Panel, i: int, query: str) -> str:
+    """The series' name on the wall (Grafana's InfluxQL alias): what it is, never "plate_reads.sum"."""
+    if panel.legends:
+        return panel.legends[i]
+    depth, outer = 0, []
+    for ch in query:  # the outer query only: subqueries, time(...) and fill(...) left out
+        depth += ch == "("
+        if depth == 0:
+            outer.append(ch)
+        depth -= ch == ")"
+    text = "".join(outer)
+    tags = re.findall(r'"(\w+)"', text.rsplit("GROUP BY", 1)[1]) if "GROUP BY" in text else []
+    return " ".join(f"$tag_{t}" for t in tags) if tags else panel.title
+
+
 def _target(panel: Panel, i: int, query: str) -> dict:
     if panel.source == "alerts":
         return {"refId": chr(ord("A") + i), "datasource": ALERT_STORE, "editorMode": "code", "format": "table",
                 "rawQuery": True, "rawSql": query}
-    return {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "rawQuery": True,
+    return {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "rawQuery": True, "alias": legend(panel, i, query),
             "resultFormat": "table" if panel.kind in ("table", "geomap") else "time_series", "query": query}
 
 
@@ -134,7 +151,8 @@ CITY = Dashboard("safecity-city", "SafeCity: city overview", (
           ('SELECT sum("count") / 10 FROM "plate_reads" WHERE $timeFilter GROUP BY time(10s) fill(0)',
            'SELECT sum("count") / 10 FROM "registrations" WHERE $timeFilter GROUP BY time(10s) fill(0)',
            'SELECT sum("count") / 10 FROM "gas" WHERE $timeFilter GROUP BY time(10s) fill(0)'),
-          unit="reqps", width=12, description="plate reads, hotel registrations and gas readings"),
+          unit="reqps", width=12, description="plate reads, hotel registrations and gas readings",
+          legends=("plate reads", "registrations", "gas readings")),
     Panel("Open alerts now",
           f'SELECT sum("count") FROM (SELECT last("count") AS "count" FROM "alerts_open" WHERE {SNAPSHOT} '
           'GROUP BY "severity", "type", "district")', kind="stat", width=6,
@@ -150,7 +168,7 @@ CITY = Dashboard("safecity-city", "SafeCity: city overview", (
     Panel("Ingest latency p95 (device clock to ingest)",
           ('SELECT percentile("ingest_latency_s", 95) FROM "gas" WHERE $timeFilter GROUP BY time(1m) fill(null)',
            'SELECT percentile("ingest_latency_s", 95) FROM "plate_reads" WHERE $timeFilter '
-           'GROUP BY time(1m) fill(null)'), unit="s", width=12),
+           'GROUP BY time(1m) fill(null)'), unit="s", width=12, legends=("gas readings", "plate reads")),
     Panel("Open alerts by severity",
           f'SELECT sum("count") FROM (SELECT last("count") AS "count" FROM "alerts_open" WHERE {SNAPSHOT} '
           'GROUP BY "severity", "type", "district") GROUP BY "severity"', kind="bargauge", width=8,
@@ -163,7 +181,7 @@ CITY = Dashboard("safecity-city", "SafeCity: city overview", (
     Panel("Time to acknowledge / to close (median)",
           ('SELECT median("time_to_ack_s") FROM "alerts_closed" WHERE $timeFilter GROUP BY time(10m) fill(null)',
            'SELECT median("time_to_close_s") FROM "alerts_closed" WHERE $timeFilter GROUP BY time(10m) fill(null)'),
-          unit="s", width=8),
+          unit="s", width=8, legends=("to acknowledge", "to close")),
     Panel("Notifications by channel and result",
           'SELECT sum("count") FROM "notifications" WHERE $timeFilter GROUP BY time(1m), "channel", "result" '
           'fill(0)', width=12, description="sent, retried, failed (a failure after the last retry is also a "

@@ -34,22 +34,22 @@ def expand(query: str, time_range: str, district: str) -> str:
             .replace("${district:regex}", district).replace("$district", district))
 
 
-def series_of(rows: list[dict], query_no: int) -> list[Series]:
-    """Rows of one query as named series: by their GROUP BY tags, else by the value column."""
+def series_of(rows: list[dict], legend: str) -> list[Series]:
+    """Rows of one query as named series, named as the wall names them (``build.legend``: the
+    ``$tag_x`` of its GROUP BY filled in); a second value column adds its name."""
     out: dict[str, Series] = {}
     for row in rows:
         tags = row.get("_tags") or {}
-        for column, value in row.items():
-            if column in ("time", "_tags") or isinstance(value, str):
-                continue
-            name = " ".join(f"{v}" for v in tags.values() if v) or (column if column not in ("sum", "last", "max",
-                                                                                              "mean", "median")
-                                                                     else f"query {chr(65 + query_no)}")
-            if len(row) > 3 and tags:
-                name = f"{name} {column}"
-            s = out.setdefault(name, Series(name))
-            s.times.append(datetime.fromisoformat(row["time"].replace("Z", "+00:00")) if row.get("time") else None)
-            s.values.append(value)
+        name = legend
+        for tag, value in tags.items():
+            name = name.replace(f"$tag_{tag}", str(value))
+        columns = [c for c, v in row.items() if c not in ("time", "_tags") and not isinstance(v, (str, datetime))]
+        for column in columns:
+            key = f"{name} {column}" if len(columns) > 1 else name
+            s = out.setdefault(key, Series(key))
+            s.times.append(datetime.fromisoformat(row["time"].replace("Z", "+00:00"))
+                           if isinstance(row.get("time"), str) else None)
+            s.values.append(row[column])
     return list(out.values())
 
 
@@ -82,14 +82,25 @@ def panel_data(influx: InfluxSettings, store_url: str | None, panel: build.Panel
             rows = store_rows(store_url, expand(q, time_range, district))
         else:
             rows = influxql(influx, expand(q, time_range, district))
-        data.rows += rows
-        data.series += series_of([{k: v for k, v in r.items() if not isinstance(v, datetime)} | (
-            {"time": r["time"]} if isinstance(r.get("time"), str) else {}) for r in rows], i)
+        data.rows += [r | r.get("_tags", {}) for r in rows]
+        data.series += series_of(rows, build.legend(panel, i, q))
     return data
 
 
 def _title(text: str) -> str:
     return re.sub(r"\s+", " ", text)[:60]
+
+
+GRAFANA_COLOURS = {"green": "#73bf69", "orange": "#ff9830", "red": "#f2495c"}
+
+
+def _threshold_colour(panel: build.Panel, value: float) -> str:
+    """The colour Grafana gives a stat: the last threshold step at or below the value."""
+    colour = "#d8d9da"
+    for name, start in panel.thresholds:
+        if start is None or value >= start:
+            colour = GRAFANA_COLOURS.get(name, name)
+    return colour
 
 
 def draw_wall(dash: build.Dashboard, data: dict[str, PanelData], out: Path) -> dict[str, int]:
@@ -103,7 +114,7 @@ def draw_wall(dash: build.Dashboard, data: dict[str, PanelData], out: Path) -> d
     layout = build.render(dash)["panels"]
     rows = max(p["gridPos"]["y"] + p["gridPos"]["h"] for p in layout)
     fig = plt.figure(figsize=(24, rows * 0.45), facecolor="#111217")
-    grid = fig.add_gridspec(rows, 24, hspace=1.6, wspace=0.8)
+    grid = fig.add_gridspec(rows, 24, hspace=1.6, wspace=0.8, top=0.97, bottom=0.02, left=0.03, right=0.99)
     drawn: dict[str, int] = {}
     for panel, spec in zip(dash.panels, layout, strict=True):
         g = spec["gridPos"]
@@ -116,8 +127,7 @@ def draw_wall(dash: build.Dashboard, data: dict[str, PanelData], out: Path) -> d
         pd = data[panel.title]
         series = pd.series
         values = [v for s in series for v in s.values if v is not None]
-        drawn[panel.title] = len(values) if panel.kind not in ("geomap", "table") or panel.source != "alerts" \
-            else len(pd.rows)
+        drawn[panel.title] = len(pd.rows) if panel.kind in ("geomap", "table") else len(values)
         if pd.missing or not (values or pd.rows):
             ax.text(0.5, 0.5, pd.missing or "No data", color="#8e8e8e", ha="center", va="center",
                     transform=ax.transAxes, wrap=True, fontsize=8)
@@ -129,18 +139,19 @@ def draw_wall(dash: build.Dashboard, data: dict[str, PanelData], out: Path) -> d
                        for r in points]
             ax.scatter([r["longitude"] for r in points], [r["latitude"] for r in points], c=colours, s=18)
             ax.set_aspect("equal", adjustable="datalim")
-        elif panel.kind == "table" and panel.source == "alerts":
-            cells = [[str(r.get(c, ""))[:19] for c in list(pd.rows[0])[:8]] for r in pd.rows[:10]]
+        elif panel.kind == "table":
+            columns = [c for c in pd.rows[0] if c not in ("_tags", "time")][:8]
+            cells = [[str(r.get(c, ""))[:19] for c in columns] for r in pd.rows[:10]]
             ax.axis("off")
-            table = ax.table(cellText=cells, colLabels=list(pd.rows[0])[:8], loc="upper left", cellLoc="left")
+            table = ax.table(cellText=cells, colLabels=columns, loc="upper left", cellLoc="left")
             table.set_fontsize(7)
             for cell in table.get_celld().values():
                 cell.set_facecolor("#181b1f"), cell.set_edgecolor("#2c3235"), cell.get_text().set_color("#d8d9da")
         elif panel.kind == "stat":
-            ax.text(0.5, 0.45, f"{values[-1]:g}", color="#73bf69" if values[-1] == 0 else "#f2495c", fontsize=36,
+            ax.text(0.5, 0.45, f"{values[-1]:g}", color=_threshold_colour(panel, values[-1]), fontsize=36,
                     ha="center", va="center", transform=ax.transAxes)
             ax.set_xticks([]), ax.set_yticks([])
-        elif panel.kind in ("bargauge", "table"):
+        elif panel.kind == "bargauge":
             items = [(s.name, s.values[-1]) for s in series if s.values and s.values[-1] is not None][:12]
             colours = [SEVERITY_COLOURS.get(name, "#5794f2") for name, _ in items]
             ax.barh([name[:28] for name, _ in items], [v for _, v in items], color=colours)

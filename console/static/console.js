@@ -355,6 +355,14 @@ function drawMap(wrap, data) {
     dot.append(title);
     if (!grouped && alerts) dot.addEventListener("click", () => { location.hash = `#/alert/${enc(g.members[0].alerts[0].alert_id)}`; });
   }
+  const centres = new Map();  // each district's name at the middle of its devices
+  devices.forEach((d, i) => { const c = centres.get(d.district) || [0, 0, 0];
+    c[0] += pts[i][0]; c[1] += pts[i][1]; c[2]++; centres.set(d.district, c); });
+  for (const [name, [sx, sy, n]] of centres) {
+    if (!name) continue;
+    const [tx, ty] = px([sx / n, sy / n]);
+    add("text", {x: tx, y: ty - 14, class: "district-label", "text-anchor": "middle"}).textContent = name;
+  }
   const byDistrict = new Map();
   for (const d of devices) {
     const s = byDistrict.get(d.district || "–") || {devices: 0, alerts: 0, problems: 0};
@@ -363,7 +371,7 @@ function drawMap(wrap, data) {
   }
   const legend = el("div", {class: "legend"}, Object.entries(STATE_COLOUR).map(([s, c]) =>
     el("span", {}, el("i", {class: "swatch", style: `background:${c}`}), s)), el("span", {}, el("i", {class: "swatch ring"}), "open alert"));
-  const districts = el("table", {class: "small"}, el("thead", {}, el("tr", {}, ["district", "devices", "not online", "open alerts"].map((h) => el("th", {}, h)))),
+  const districts = el("table", {class: "small"}, el("thead", {}, el("tr", {}, ["district", "devices", "not healthy", "open alerts"].map((h) => el("th", {}, h)))),
     el("tbody", {}, [...byDistrict].sort().map(([n, s]) => el("tr", {}, el("td", {}, n), el("td", {class: "num"}, s.devices),
       el("td", {class: "num"}, s.problems), el("td", {class: "num"}, s.alerts)))));
   wrap.replaceChildren(legend, svg, el("p", {class: "muted"}, `${devices.length} devices placed` +

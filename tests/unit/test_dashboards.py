@@ -98,3 +98,19 @@ def test_severity_colours_are_the_same_on_every_wall_and_in_the_console():
         for panel in build.render(dash)["panels"]:
             if panel["type"] != "stat":
                 assert panel["fieldConfig"]["overrides"] == build.SEVERITY_OVERRIDES
+
+
+def test_legends_say_what_a_series_is():
+    """Grafana's default legend for a raw InfluxQL query is "measurement.function" (plate_reads.sum):
+    each query names its series, by its GROUP BY tags or by name."""
+    for dash in build.DASHBOARDS:
+        for panel in build.render(dash)["panels"]:
+            aliases = [t["alias"] for t in panel["targets"] if "query" in t]
+            assert all(a and "." not in a.replace("$tag_", "") for a in aliases), (dash.uid, panel["title"])
+            if panel["type"] == "timeseries":
+                assert len(set(aliases)) == len(aliases), (dash.uid, panel["title"])
+    city = {p["title"]: p for p in build.render(build.CITY)["panels"]}
+    assert [t["alias"] for t in city["Events per second by kind"]["targets"]] == ["plate reads", "registrations",
+                                                                                 "gas readings"]
+    assert [t["alias"] for t in city["Alert transitions by type"]["targets"]] == ["$tag_type"]
+    assert [t["alias"] for t in city["Open alerts by severity"]["targets"]] == ["$tag_severity"]  # the outer query's
