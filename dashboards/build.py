@@ -43,7 +43,7 @@ class Dashboard:
     uid: str
     title: str
     panels: tuple[Panel, ...]
-    refresh: str = "10s"
+    refresh: str = "5s"
     time_from: str = "now-1h"
     tags: tuple[str, ...] = ("safecity",)
 
