@@ -199,3 +199,35 @@ def test_the_benchmarks_dict_baseline_finds_exactly_what_the_index_finds(read):
 
     entries = wl.parse_vehicles(VEHICLES)
     assert wl.VehicleIndex(entries, index=DictIndex).match(read, NOW) == wl.VehicleIndex(entries).match(read, NOW)
+
+
+def test_the_replica_rebuilds_an_index_with_the_collector_paused_and_keeps_the_result_frozen():
+    """A reclaim allocates millions of objects on a thread; with the cyclic collector on, that ran full
+    collections back to back in the worker, each holding its loop. The collector is paused for the
+    rebuild only (back on afterwards, also after a failure) and the new index is frozen."""
+    import asyncio
+    import gc
+
+    from models import schemas, topics
+    from models.settings import KafkaSettings
+    from models.watchlist import Category, VehicleEntry
+    from processors.rules import hashindex
+    from processors.watchlists import WatchlistReplica
+
+    replica = WatchlistReplica(KafkaSettings())
+    entries = [VehicleEntry(entry_id=f"v{i}", plate=f"京A{i:05d}", category=Category.STOLEN_VEHICLE)
+               for i in range(3 * hashindex.RECLAIM_MIN)]
+    for e in entries:
+        replica.apply(topics.KAFKA_WATCHLIST_VEHICLES, e.entry_id.encode(), schemas.encode(e))
+    for e in entries[: 2 * hashindex.RECLAIM_MIN + 1]:
+        replica.apply(topics.KAFKA_WATCHLIST_VEHICLES, e.entry_id.encode(), None)
+    old = replica.vehicles
+    assert old.entries.needs_reclaim()
+    gc.unfreeze()
+    try:
+        asyncio.run(replica.reclaim())
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        assert replica.vehicles is not old and len(replica.vehicles) == len(entries) - 2 * hashindex.RECLAIM_MIN - 1
+        assert replica.vehicles.match(entries[-1].plate)[0].entry_id == entries[-1].entry_id
+    finally:
+        gc.unfreeze()
