@@ -58,7 +58,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 COOKIE = "safecity_session"
 PUBLIC = ("/login", "/static/", "/healthz", "/console/api/signin")
 CHANGES = ("POST", "PUT", "PATCH", "DELETE")
-IMAGE_TYPES = ("watchlist-vehicle", "watchlist-retro-hit", "camera-")
+LEAD_IMAGE_TYPES = ("watchlist-vehicle", "watchlist-retro-hit")  # a plate read's snapshot (when it names one)
 EVIDENCE_TIMEOUT_S = 20.0
 FACTS_TTL_S = 5.0
 
@@ -79,10 +79,10 @@ def row_of(record: dict) -> dict:
 
 
 def has_image(record: dict) -> bool:
-    d = record.get("details", {})
+    """A camera alert shows the camera's frame; a vehicle lead the checkpoint's snapshot."""
     if record["type"].startswith("camera-"):
         return True
-    return record["type"] in IMAGE_TYPES and bool(d.get("read_id"))
+    return record["type"] in LEAD_IMAGE_TYPES and bool(record.get("details", {}).get("read_id"))
 
 
 class Console:
@@ -241,8 +241,8 @@ class Console:
         d = r.get("details", {})
         kafka = self.settings.kafka
         if r["type"].startswith("camera-"):
-            return await evidence.camera_frame(kafka, r["device_id"], _time(r["first_seen"]))
-        seen = _time(d["seen_at"]) if isinstance(d.get("seen_at"), str) else _time(r["first_seen"])
+            return await evidence.camera_frame(kafka, r["device_id"], datetime.fromisoformat(r["first_seen"]))
+        seen = datetime.fromisoformat(d["seen_at"] if isinstance(d.get("seen_at"), str) else r["first_seen"])
         return await evidence.plate_snapshot(kafka, r["device_id"], str(d["read_id"]), seen)
 
     async def act(self, request: web.Request) -> web.Response:
@@ -399,10 +399,6 @@ class Console:
         self.feed.close()
         await self.http.close()
         self.store.close()
-
-
-def _time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _asdict(view: DeviceView) -> dict:

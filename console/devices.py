@@ -9,7 +9,7 @@ without an alert, from when the device was last heard of."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from alerting.report_facts import influxql
 from models import alerts as alert_types
@@ -83,10 +83,6 @@ def device_view(entry: DeviceEntry, facts: Facts, open_alerts: list[dict], now: 
                       alerts=[{k: a[k] for k in ("alert_id", "type", "severity", "status")} for a in open_alerts])
 
 
-def _t(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
 def device_facts(influx: InfluxSettings) -> dict[str, Facts]:
     """Per device id, from the last week's metrics (ids as ingest tagged them)."""
     seen: dict[str, datetime] = {}
@@ -98,7 +94,7 @@ def device_facts(influx: InfluxSettings) -> dict[str, Facts]:
             if not device or row.get("time") is None:
                 continue
             if name is None:
-                at = _t(row["time"])
+                at = datetime.fromisoformat(row["time"])
                 seen[device] = max(seen.get(device, at), at)
             else:
                 extra.setdefault(device, {})[name] = row.get(name)

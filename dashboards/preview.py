@@ -18,7 +18,6 @@ from alerting.report_facts import influxql
 from dashboards import build
 from models.settings import InfluxSettings, load_settings
 
-SEVERITY_COLOURS = build.SEVERITY_COLOURS
 
 
 @dataclass
@@ -47,7 +46,7 @@ def series_of(rows: list[dict], legend: str) -> list[Series]:
         for column in columns:
             key = f"{name} {column}" if len(columns) > 1 else name
             s = out.setdefault(key, Series(key))
-            s.times.append(datetime.fromisoformat(row["time"].replace("Z", "+00:00"))
+            s.times.append(datetime.fromisoformat(row["time"])
                            if isinstance(row.get("time"), str) else None)
             s.values.append(row[column])
     return list(out.values())
@@ -135,7 +134,7 @@ def draw_wall(dash: build.Dashboard, data: dict[str, PanelData], out: Path) -> d
         elif panel.kind == "geomap":
             points = [r for r in pd.rows if r.get("latitude") is not None and r.get("longitude") is not None]
             drawn[panel.title] = len(points)
-            colours = [SEVERITY_COLOURS.get(r.get("severity"), "#73bf69" if r.get("online") else "#8e8e8e")
+            colours = [build.SEVERITY_COLOURS.get(r.get("severity"), "#73bf69" if r.get("online") else "#8e8e8e")
                        for r in points]
             ax.scatter([r["longitude"] for r in points], [r["latitude"] for r in points], c=colours, s=18)
             ax.set_aspect("equal", adjustable="datalim")
@@ -153,7 +152,7 @@ def draw_wall(dash: build.Dashboard, data: dict[str, PanelData], out: Path) -> d
             ax.set_xticks([]), ax.set_yticks([])
         elif panel.kind == "bargauge":
             items = [(s.name, s.values[-1]) for s in series if s.values and s.values[-1] is not None][:12]
-            colours = [SEVERITY_COLOURS.get(name, "#5794f2") for name, _ in items]
+            colours = [build.SEVERITY_COLOURS.get(name, "#5794f2") for name, _ in items]
             ax.barh([name[:28] for name, _ in items], [v for _, v in items], color=colours)
             ax.invert_yaxis()
         else:

@@ -42,14 +42,12 @@ def browser():
 
 
 def sign_in(browser, console, role: str):
+    """Through the sign-in page, as `safecity console screenshot` does; then until the feed is live."""
+    from console.screenshot import sign_in as through_the_page
+
     page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-    name, password = console.users[role]
-    page.goto(console.url + "/login")
-    page.fill("#name", name)
-    page.fill("#password", password)
-    page.click("#signin")
-    page.wait_for_selector("#board-rows")
-    page.wait_for_selector("#live:not(.off)")  # the live feed is connected
+    through_the_page(page, console.url, *console.users[role])
+    page.wait_for_selector("#live:not(.off)")
     return page
 
 

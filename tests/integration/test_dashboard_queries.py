@@ -28,9 +28,11 @@ UNPLACED = ("dead_letters", "alert_feedback", "notifications")
 
 
 def grafana_expand(query: str, district: str = ".*") -> str:
-    """What Grafana substitutes before sending an InfluxQL query (district: the variable's regex; All is .*)."""
-    return (query.replace("$timeFilter", "time > now() - 1h").replace("$__interval", "10s")
-            .replace("${district:regex}", district).replace("$district", district))
+    """What Grafana substitutes before sending a query, on a 1-hour range (district: the variable's
+    regex; All is .*): the wall preview's own substitution."""
+    from dashboards.preview import expand
+
+    return expand(query, "1h", district)
 
 
 @pytest.fixture(scope="module")
