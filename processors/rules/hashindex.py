@@ -10,7 +10,6 @@ between live lookups: merging the overlay sorts only the overlay and inserts it 
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -29,8 +28,12 @@ def _as_numpy(keys: array, vals: array) -> tuple[np.ndarray, np.ndarray]:
 
 class HashIndex:
     def __init__(self) -> None:
-        self.keys = array("q")  # sorted; bisect on an array beats numpy's per-call overhead for one key
-        self.vals = array("i")
+        # sorted numpy arrays, kept as merged (no copy into Python arrays: at 14M keys that copy was
+        # 0.09 s of each 0.17 s merge); a lookup is two calls of the array's own searchsorted, as fast
+        # as bisect on an array('q') (2.0-3.0 us against 3.0-3.5 us at 14M keys)
+        self.keys = np.empty(0, np.int64)
+        self.vals = np.empty(0, np.int32)
+        self._search = self.keys.searchsorted
         # the overlay, in insertion order: flat arrays (merged without a Python loop) and, for
         # lookups, key -> ordinal dicts of plain ints (no list per key, nothing for the cyclic GC
         # to walk: a list per key made adding the costliest line of a million-entry import)
@@ -75,7 +78,7 @@ class HashIndex:
         """The sorted arrays with the overlay merged in (neither is changed): sort the overlay
         alone and insert it after equal keys (a key's ordinals keep their insertion order), one
         linear copy of the base."""
-        base_k, base_v = _as_numpy(self.keys, self.vals)
+        base_k, base_v = self.keys, self.vals
         if not self.extra_keys:
             return base_k, base_v
         extra_k = np.frombuffer(self.extra_keys, np.int64)
@@ -98,16 +101,12 @@ class HashIndex:
         return fresh
 
     def _store(self, keys: np.ndarray, vals: np.ndarray) -> None:
-        self.keys, self.vals = array("q"), array("i")
-        self.keys.frombytes(memoryview(np.ascontiguousarray(keys)).cast("B"))
-        self.vals.frombytes(memoryview(np.ascontiguousarray(vals)).cast("B"))
+        self.keys, self.vals = np.ascontiguousarray(keys, np.int64), np.ascontiguousarray(vals, np.int32)
+        self._search = self.keys.searchsorted
 
     def get(self, key: int) -> list[int]:
-        lo = bisect_left(self.keys, key)
-        hi = lo
-        while hi < len(self.keys) and self.keys[hi] == key:
-            hi += 1
-        found = self.vals[lo:hi].tolist()
+        lo, hi = int(self._search(key)), int(self._search(key, "right"))
+        found = self.vals[lo:hi].tolist() if hi > lo else []
         more = self.more.get(key)
         if more is not None:
             return found + more
