@@ -338,14 +338,14 @@ class AlertStore:
 
     def user_by_token(self, token: str, now: datetime | None = None) -> tuple[str, str] | None:
         """The (name, role) an API token or a live console session belongs to."""
-        digest = _digest(token)
+        digest, now = _digest(token), _u(now or datetime.now(UTC))
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(users.c.name, users.c.role).where(users.c.token_sha256 == digest)).first()
             if row is None:
                 row = conn.execute(
                     sa.select(users.c.name, users.c.role).join(sessions, sessions.c.user_name == users.c.name)
-                    .where(sessions.c.token_sha256 == digest, sessions.c.expires_at > _u(now or datetime.now(UTC)),
-                           sessions.c.max_at > _u(now or datetime.now(UTC)))).first()
+                    .where(sessions.c.token_sha256 == digest, sessions.c.expires_at > now,
+                           sessions.c.max_at > now)).first()
         return (row[0], row[1]) if row else None
 
     def list_users(self) -> list[dict]:

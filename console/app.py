@@ -75,7 +75,7 @@ def _error(status: int, message: str, **extra) -> web.Response:
 def row_of(record: dict) -> dict:
     """A board row from an API record: the same fields the alert service publishes on MQTT."""
     r = msgspec.convert(record, AlertRecord, strict=False)
-    return json.loads(message_record(r)) | {"version": r.version}
+    return json.loads(message_record(r))
 
 
 def has_image(record: dict) -> bool:
@@ -98,6 +98,12 @@ class Console:
         self.http: aiohttp.ClientSession | None = None
         self.images: OrderedDict[str, bytes] = OrderedDict()
         self._facts: tuple[float, dict] | None = None
+        tiles = ""  # the map's tile server, the one other place images may come from
+        if self.cfg.tile_url:
+            parts = urllib.parse.urlsplit(self.cfg.tile_url)
+            tiles = f" {parts.scheme}://{parts.netloc}"
+        self.csp = ("default-src 'self'; img-src 'self' data: blob:" + tiles + "; style-src 'self'; "
+                    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'")
         self.idle = timedelta(minutes=self.cfg.session_idle_min)
         self.longest = timedelta(hours=self.cfg.session_max_h)
 
@@ -124,13 +130,7 @@ class Console:
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
         resp.headers.setdefault("X-Frame-Options", "DENY")
-        tiles = ""
-        if self.cfg.tile_url:
-            parts = urllib.parse.urlsplit(self.cfg.tile_url)
-            tiles = f" {parts.scheme}://{parts.netloc}"
-        resp.headers.setdefault("Content-Security-Policy",
-                                "default-src 'self'; img-src 'self' data: blob:" + tiles + "; style-src 'self'; "
-                                "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'")
+        resp.headers.setdefault("Content-Security-Policy", self.csp)
         return resp
 
     async def _guarded(self, request: web.Request, handler):

@@ -88,15 +88,17 @@ def device_facts(influx: InfluxSettings) -> dict[str, Facts]:
     seen: dict[str, datetime] = {}
     extra: dict[str, dict] = {}
 
-    def last(q: str, tag: str, name: str | None = None) -> None:
+    def last(q: str, tag: str, *names: str, seen_at: bool = True) -> None:
+        """One query's rows per device: their time as last seen (a selector's time is its point's),
+        and the named values."""
         for row in influxql(influx, q):
             device = row["_tags"].get(tag)
             if not device or row.get("time") is None:
                 continue
-            if name is None:
+            if seen_at:
                 at = datetime.fromisoformat(row["time"])
                 seen[device] = max(seen.get(device, at), at)
-            else:
+            for name in names:
                 extra.setdefault(device, {})[name] = row.get(name)
 
     week = f"time > now() - {LOOK_BACK}"
@@ -104,12 +106,11 @@ def device_facts(influx: InfluxSettings) -> dict[str, Facts]:
     last(f'SELECT last("count") FROM plate_reads WHERE {week} GROUP BY checkpoint_id', "checkpoint_id")
     last(f'SELECT last("healthy") FROM camera_health WHERE {week} GROUP BY camera_id', "camera_id")
     last(f'SELECT last("count") FROM registrations WHERE {week} GROUP BY hotel_id', "hotel_id")
-    last(f'SELECT last("online") FROM device_status WHERE {week} GROUP BY device_id', "device_id")
     last(f'SELECT last("online") AS online FROM device_status WHERE {week} GROUP BY device_id', "device_id", "online")
     last(f'SELECT last("battery") AS battery FROM gas WHERE {week} GROUP BY sensor_id', "sensor_id", "battery")
+    # aggregates: a row's time is the window's start, not a point's
     last('SELECT mean("on_time") AS on_time, sum("count") AS n FROM registrations WHERE time > now() - 24h '
-         'GROUP BY hotel_id', "hotel_id", "on_time")
-    last('SELECT sum("count") AS n FROM registrations WHERE time > now() - 24h GROUP BY hotel_id', "hotel_id", "n")
+         'GROUP BY hotel_id', "hotel_id", "on_time", "n", seen_at=False)
     out = {}
     for device in seen.keys() | extra.keys():
         x = extra.get(device, {})

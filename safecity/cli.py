@@ -555,25 +555,29 @@ def alerter() -> None:
 @user_app.command("add")
 def alert_user_add(name: str, role: str = typer.Option("operator", help="operator | supervisor | admin")) -> None:
     """Create an operator (or give an existing one a new token); prints the API token once."""
+    typer.echo(_set_user(load_settings(), name, role, "api-token=new"))
+
+
+def _set_user(settings, name: str, role: str, what: str, password_hash: str | None = None) -> str:
+    """Add or change a user from the command line (audited first, as the API does); the new API token."""
     from datetime import UTC, datetime
 
     from alerting.service import store_url
     from alerting.store import ROLES, AlertStore
-
-    if role not in ROLES:
-        typer.echo(f"error: --role must be one of {', '.join(ROLES)}", err=True)
-        raise typer.Exit(2)
     from models.schemas import AuditRecord
     from safecity import operator
 
-    settings = load_settings()
+    if role not in ROLES:
+        _fail(f"--role must be one of {', '.join(ROLES)}")
     now = datetime.now(UTC)
     operator.request_audit(settings, AuditRecord(action="user-set", by=operator.actor(None), at=now, target=name,
-                                                 detail=f"role={role} api-token=new (command line)"))
+                                                 detail=f"role={role} {what} (command line)"))
     store = AlertStore(store_url(settings))
-    store.migrate()
-    typer.echo(store.add_user(name, role, now))
-    store.close()
+    try:
+        store.migrate()
+        return store.add_user(name, role, now, password_hash)
+    finally:
+        store.close()
 
 
 def _api(method: str, path: str, body: dict | None = None, token: str | None = None, upload: Path | None = None):
@@ -800,25 +804,13 @@ def console_user(name: str = typer.Argument(..., help="sign-in name (not a perso
                                                      help="read the password from stdin (else: asked twice)")) -> None:
     """Add a console user (the first admin, say) or give one a new role and password; audited. Run
     where the alert store is reachable; later users are added by an admin in the console."""
-    from datetime import UTC, datetime
-
-    from alerting.service import store_url
-    from alerting.store import ROLES, AlertStore
+    from alerting.store import ROLES
     from console.auth import hash_password
-    from models.schemas import AuditRecord
-    from safecity import operator
 
     if role not in ROLES:
         _fail(f"--role must be one of {', '.join(ROLES)}")
     settings = load_settings()
-    digest = hash_password(_new_password(name, password_stdin))
-    now = datetime.now(UTC)
-    operator.request_audit(settings, AuditRecord(action="user-set", by=operator.actor(None), at=now, target=name,
-                                                 detail=f"role={role} password=new (command line)"))
-    store = AlertStore(store_url(settings))
-    store.migrate()
-    store.add_user(name, role, now, digest)
-    store.close()
+    _set_user(settings, name, role, "password=new", hash_password(_new_password(name, password_stdin)))
     typer.echo(f"{name} ({role}) may sign in at http://{settings.console.host}:{settings.console.port}/")
 
 

@@ -168,14 +168,10 @@ def test_the_wall_preview_draws_each_panel_from_its_own_query(city_data, setting
 
 
 def store_query(settings, sql: str, district: str = ".*") -> list[dict]:
-    import sqlalchemy as sa
+    """A store panel's rows as Grafana would get them (the preview's own reader)."""
+    from dashboards.preview import store_rows
 
-    engine = sa.create_engine(settings.alerts.db_url.get_secret_value())
-    try:
-        with engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(sa.text(grafana_expand(sql, district)))]
-    finally:
-        engine.dispose()
+    return store_rows(settings.alerts.db_url.get_secret_value(), grafana_expand(sql, district))
 
 
 def test_the_alert_store_panels_show_the_stores_open_alerts(city_data, settings, api_token):
