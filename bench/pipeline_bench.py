@@ -457,6 +457,8 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=int, default=500)
     parser.add_argument("--watchlist", type=int, default=1_000_000, help="vehicle entries on the list")
     parser.add_argument("--plate-rates", default="500,1000,2000,3000")
+    parser.add_argument("--set", action="append", default=[], metavar="SAFECITY_X=V",
+                        help="a setting for the pipeline's processes (e.g. to measure a default against an old value)")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("args", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -487,13 +489,14 @@ def main() -> None:
     write_registry(registry, args.sensors, alarm_sensors, args.checkpoints, args.repeat)
     env = services.isolated_env(run_dir) | {"SAFECITY_LOG_LEVEL": "INFO", "SAFECITY_REGISTRY": str(registry),
                                             "SAFECITY_WORKER__DATA_DIR": str(run_dir / "worker")}
+    env |= dict(kv.split("=", 1) for kv in args.set)
     os.environ.update(env)
     settings = Settings()
     bench = Bench(settings, env, args.sensors, args.checkpoints)
     bench.servers = services.start_all(settings)
     asyncio.run(ensure_topics(settings.kafka))
     print(f"# pipeline bench: {args.sensors} gas sensors, {os.cpu_count()} cores, steps of {args.step_s:.0f} s, "
-          f"median of {args.repeat} runs (range)", flush=True)
+          f"median of {args.repeat} runs (range)" + "".join(f"; {kv}" for kv in args.set), flush=True)
     try:
         for name in ("ingest", "alerter", "metrics", "worker"):
             bench.procs[name] = PipelineProcess([name], env, run_dir / f"{name}.log", READY[name]).start(180)

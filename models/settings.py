@@ -99,6 +99,8 @@ class WorkerSettings(_Section):
     web_port: int | None = Field(None, ge=1, le=65535, description="Faust web port (none: web disabled)")
     session_timeout_s: float = Field(10.0, ge=3, le=300, description="consumer session timeout")
     rebalance_timeout_s: float = Field(10.0, ge=3, le=300, description="rebalance timeout")
+    fetch_max_wait_ms: int = Field(50, ge=1, le=1500, description="longest a fetch of quiet partitions waits at "
+                                                                  "the broker (Faust's 1500 held busy partitions back)")
     data_dir: Path = Field(Path(".run/worker"), description="Faust data directory (one per worker process: "
                                                              "its tables' local store lives there)")
     store: Literal["rocksdb://", "memory://"] = Field(

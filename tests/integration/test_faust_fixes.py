@@ -1,8 +1,10 @@
-"""The rewind Faust's rebalance relies on, against the real Kafka (see processors/faust_fixes.py)."""
+"""The two fixes to Faust's consumer, against the real Kafka (see processors/faust_fixes.py): the rewind
+its rebalance relies on, and busy partitions not held back by a fetch of quiet ones."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -10,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import OffsetAndMetadata
 
+from processors import faust_fixes
 from processors.faust_fixes import rewind_uncommitted
 
 pytestmark = pytest.mark.integration
@@ -64,3 +67,53 @@ def test_seeking_back_to_committed_reads_again_what_was_never_committed(stack, s
             await consumer.stop()
 
     asyncio.run(scenario())
+
+
+async def _held_back(bootstrap: str, fetch_max_wait_ms: int) -> float:
+    """Seconds until a busy partition's new record is delivered, when the record before it stayed
+    unprocessed long enough for the consumer to send a fetch of the quiet partition alone."""
+    topic = f"it-quiet-{uuid.uuid4().hex[:6]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 2, 1)])
+    await admin.close()
+    busy, quiet = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms)
+    await producer.start()
+    await consumer.start()
+    try:
+        consumer.assign([busy, quiet])
+        await producer.send_and_wait(topic, b"r0", partition=0)
+        await asyncio.sleep(0.6)  # r0 fetched and not yet processed: the next fetch asks for the quiet one only
+        assert [r.value for r in (await consumer.getmany(busy, quiet, timeout_ms=5000)).get(busy, [])] == [b"r0"]
+        await producer.send_and_wait(topic, b"r1", partition=0)
+        sent = time.monotonic()
+        got = await consumer.getmany(busy, quiet, timeout_ms=5000)
+        assert [r.value for r in got.get(busy, [])] == [b"r1"]
+        return time.monotonic() - sent
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+def test_a_busy_partition_is_not_held_back_by_a_fetch_of_quiet_ones(stack, settings):
+    async def scenario() -> tuple[float, float, int]:
+        faust_default = await _held_back(settings.kafka.bootstrap, 1500)  # what Faust builds its consumer with
+        ours = await _held_back(settings.kafka.bootstrap, settings.worker.fetch_max_wait_ms)
+
+        import faust  # the worker's consumer, as Faust creates it once the fix is applied
+
+        faust_fixes.apply(settings.worker.fetch_max_wait_ms)
+        app = faust.App(f"it-fix-{uuid.uuid4().hex[:6]}", broker=f"kafka://{settings.kafka.bootstrap}")
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        try:
+            return faust_default, ours, consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()
+
+    faust_default, ours, configured = asyncio.run(scenario())
+    assert faust_default > 0.8  # the record waited for the broker to give up on the quiet partition
+    assert ours < 0.4, (ours, faust_default)
+    assert configured == settings.worker.fetch_max_wait_ms == 50
