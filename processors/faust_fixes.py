@@ -58,10 +58,10 @@ async def rewind_uncommitted(consumer: AIOKafkaConsumer, committed: Mapping[Topi
     return never + zero
 
 
-FETCH_MAX_WAIT_MS = [50]  # what apply() was last given: the worker consumers Faust creates from then on
+FETCH_MAX_WAIT_MS = [1500]  # Faust's own; apply() sets the worker's (the consumers Faust creates from then on)
 
 
-def apply(fetch_max_wait_ms: int = 50) -> None:
+def apply(fetch_max_wait_ms: int) -> None:
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     FETCH_MAX_WAIT_MS[0] = fetch_max_wait_ms
