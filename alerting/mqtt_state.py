@@ -44,7 +44,7 @@ class AlertStatePublisher:
     async def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         """Publish with QoS 1 and wait for the broker's PUBACK; raise if it does not come."""
         loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(None, self.connected.wait, self.timeout):
+        if not self.connected.is_set() and not await loop.run_in_executor(None, self.connected.wait, self.timeout):
             raise ConnectionError("not connected to the MQTT broker")
         info = self.client.publish(topic, payload, qos=1, retain=retain)
         await loop.run_in_executor(None, info.wait_for_publish, self.timeout)

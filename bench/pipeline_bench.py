@@ -71,6 +71,7 @@ from models.topics import DeviceKind, MessageKind
 
 GAS = "bench-gas"
 ALARM = "bench-alarm"
+PROBE_EVERY_S = 0.25  # one alarm (or watch-list hit) every this, 200 per run: p99 is not just the slowest
 CHECKPOINT = "bench-cp"
 PROBE_CP = "bench-probe-cp"
 PER_GENERATOR = 4000  # msg/s one generator process is asked for at most
@@ -159,9 +160,11 @@ class AlertWatch:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-probe-{os.getpid()}")
         self.client.max_inflight_messages_set(1000)
 
+        self.arrived_wall: dict[str, float] = {}  # the same arrivals on the wall clock (the stage split)
+
         def on_message(c, u, m) -> None:
-            if m.payload and not m.retain:
-                self.arrived.setdefault(key(m), time.monotonic())
+            if m.payload and not m.retain and key(m) not in self.arrived:
+                self.arrived[key(m)], self.arrived_wall[key(m)] = time.monotonic(), time.time()
 
         self.client.on_message = on_message
         self.client.on_connect = lambda c, *a: c.subscribe(topic_filter, qos=1)
@@ -170,15 +173,17 @@ class AlertWatch:
         self.client.loop_start()
         subscribed.wait(10)
 
-    def report(self, sent: dict[str, float]) -> None:
-        """Wait (up to 30 s) for an alert for every key sent; print the latencies and how many never came."""
+    def report(self, sent: dict[str, float], sent_wall: dict[str, float] | None = None) -> None:
+        """Wait (up to 30 s) for an alert for every key sent; print the latencies and how many never came
+        (and, with ``sent_wall``, each key's publish and arrival on the wall clock)."""
         deadline = time.monotonic() + 30
         while not sent.keys() <= self.arrived.keys() and time.monotonic() < deadline:
             time.sleep(0.05)
         self.client.disconnect()
         self.client.loop_stop()
         latencies = [self.arrived[k] - t for k, t in sent.items() if k in self.arrived]
-        print(json.dumps({"latencies": latencies, "lost": len(sent) - len(latencies)}), flush=True)
+        walls = {k: (t, self.arrived_wall[k]) for k, t in (sent_wall or {}).items() if k in self.arrived_wall}
+        print(json.dumps({"latencies": latencies, "lost": len(sent) - len(latencies), "walls": walls}), flush=True)
 
 
 def probe_latency(port: int, alarms: int, every_s: float, prefix: str) -> None:
@@ -186,6 +191,7 @@ def probe_latency(port: int, alarms: int, every_s: float, prefix: str) -> None:
     each (publish of the raising reading -> the alert on MQTT)."""
     watch = AlertWatch(port, f"{topics.PREFIX}/alerts/gas-level-1/#", lambda m: m.topic.split("/")[4])
     sent: dict[str, float] = {}
+    sent_wall: dict[str, float] = {}
     for i in range(alarms):
         sensor = f"{prefix}-{i:03d}"
         topic = topics.device_topic(DeviceKind.GAS, sensor, MessageKind.GAS_READING)
@@ -196,10 +202,10 @@ def probe_latency(port: int, alarms: int, every_s: float, prefix: str) -> None:
                                                 seq=k))
             if k == 1:
                 time.sleep(0.05)
-                sent[sensor] = time.monotonic()
+                sent[sensor], sent_wall[sensor] = time.monotonic(), time.time()
             watch.client.publish(topic, payload, qos=1)
         time.sleep(every_s)
-    watch.report(sent)
+    watch.report(sent, sent_wall)
 
 
 def probe_hits(port: int, plates: list[str], every_s: float, checkpoint: str) -> None:
@@ -340,6 +346,62 @@ class MetricRecords:
         self.thread.join(10)
 
 
+class KafkaStamps:
+    """Where an alarm's time goes: the Kafka timestamps (set by each producer when it sends) of the
+    probe's raising readings (sent by ingest) and of their alerts (sent by the worker), from a plain
+    aiokafka consumer in its own thread, for the keys that start with ``prefix`` (the probe's sensors).
+    The same consumer's own delay for those readings (ingest's send -> it has them) is the baseline
+    for the worker's stage: the part of it that is Kafka's and the producer's, not the worker's."""
+
+    def __init__(self, settings: Settings, prefix: str) -> None:
+        self.settings, self.prefix, self.stop = settings, prefix.encode(), threading.Event()
+        self.reading: dict[str, float] = {}  # sensor -> its latest reading's timestamp (the raising one)
+        self.alert: dict[str, float] = {}  # sensor -> its first gas-level-1 alert's timestamp
+        self.ready = threading.Event()
+        self.plain: list[float] = []  # ingest's send -> this plain consumer has the reading (all readings)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.thread.start()
+        self.ready.wait(30)
+
+    async def _run(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        raw, alerts = topics.KAFKA_TOPICS[MessageKind.GAS_READING], topics.KAFKA_ALERTS
+        consumer = AIOKafkaConsumer(raw, alerts, bootstrap_servers=self.settings.kafka.bootstrap,
+                                    group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=50)
+        await consumer.start()
+        self.ready.set()
+        level1 = b"gas-level-1:" + self.prefix
+        try:
+            while not self.stop.is_set():
+                for tp, records in (await consumer.getmany(timeout_ms=50, max_records=5000)).items():
+                    for r in records:
+                        key = r.key or b""
+                        if tp.topic == raw and key.startswith(self.prefix):
+                            self.reading[key.decode()] = r.timestamp / 1000
+                            self.plain.append(time.time() - r.timestamp / 1000)
+                        elif tp.topic == alerts and key.startswith(level1):
+                            self.alert.setdefault(key.decode().split(":", 1)[1], r.timestamp / 1000)
+        finally:
+            await consumer.stop()
+
+    def stages(self, walls: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
+        """Per alarm (publish, arrival on MQTT: wall clock): the time to ingest's send, from there to
+        the worker's send of the alert, and from there to the alert on MQTT, in seconds."""
+        out: dict[str, list[float]] = {"ingest": [], "worker": [], "alert service": []}
+        for sensor, (published, arrived) in walls.items():
+            if sensor in self.reading and sensor in self.alert:
+                out["ingest"].append(self.reading[sensor] - published)
+                out["worker"].append(self.alert[sensor] - self.reading[sensor])
+                out["alert service"].append(arrived - self.alert[sensor])
+        out["(baseline: a plain consumer has the reading)"] = self.plain  # what the worker's stage is above
+        return out
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
 def child(role: str, *args: object) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "bench.pipeline_bench", "--role", role, *map(str, args)],
                             cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -451,7 +513,7 @@ def main() -> None:
     parser.add_argument("--rates", default="500,1000,2000,4000")
     parser.add_argument("--step-s", type=float, default=10.0)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--alarms", type=int, default=40, help="alarms per latency run")
+    parser.add_argument("--alarms", type=int, default=200, help=f"alarms (and hits) per latency run, one every {PROBE_EVERY_S} s")
     parser.add_argument("--parts", default="rates,latency,rebalance,plates,scaling,memory",
                         help="what to measure (comma-separated)")
     parser.add_argument("--checkpoints", type=int, default=500)
@@ -513,7 +575,8 @@ def main() -> None:
             half = gas_rates(bench, args, ceilings) / 2
             if "latency" in parts:
                 timed_under_load(bench, args, "gas", half, 900, lambda r: [
-                    "latency", settings.mqtt.port, args.alarms, 0.5, alarm_prefixes[r]], "gas alert latency")
+                    "latency", settings.mqtt.port, args.alarms, PROBE_EVERY_S, alarm_prefixes[r]], "gas alert latency",
+                    lambda r: alarm_prefixes[r] + "-")
             if "rebalance" in parts:
                 rebalance(bench, run_dir, args, half)
         if "scaling" in parts:  # before the plates: a new worker would first load their million-entry list
@@ -564,14 +627,18 @@ def gas_rates(bench: Bench, args: argparse.Namespace, ceilings: list[float]) -> 
 
 
 def timed_under_load(bench: Bench, args: argparse.Namespace, kind: str, rate: float, seed: int,
-                     probe: Callable[[int], list], what: str) -> None:
+                     probe: Callable[[int], list], what: str,
+                     stamp_prefix: Callable[[int], str] | None = None) -> None:
     """The generator offers ``rate`` events/s of ``kind`` while a probe process (``probe(r)``: its
-    role and arguments for run r) times its alerts; p50, p95 and p99 per run, median with range."""
+    role and arguments for run r) times its alerts; p50, p95 and p99 per run, median with range.
+    With ``stamp_prefix`` (the probe's gas sensors in run r), the same split by stage (KafkaStamps)."""
     settings = bench.settings
     p: dict[float, list[float]] = {q: [] for q in (0.5, 0.95, 0.99)}
+    split: dict[str, dict[float, list[float]]] = {}
     lost = 0
     for r in range(args.repeat):
-        gen = child("generate", kind, settings.mqtt.port, rate, args.alarms * 0.5 + 5, 0,
+        stamps = KafkaStamps(settings, stamp_prefix(r)) if stamp_prefix else None
+        gen = child("generate", kind, settings.mqtt.port, rate, args.alarms * (PROBE_EVERY_S + 0.05) + 5, 0,
                     bench.devices(LOADS[kind]), seed + r)
         time.sleep(2)
         got = result_of(child(*probe(r)))
@@ -579,9 +646,17 @@ def timed_under_load(bench: Bench, args: argparse.Namespace, kind: str, rate: fl
         lost += got["lost"]
         for q in p:
             p[q].append(percentile(got["latencies"], q) * 1000)
+        if stamps is not None:
+            stamps.close()
+            for stage, xs in stamps.stages(got["walls"]).items():
+                for q in (0.5, 0.99):
+                    split.setdefault(stage, {}).setdefault(q, []).append(percentile(xs, q) * 1000 if xs else math.nan)
     print(f"\n{what} at {rate:,.0f} events/s (publish -> alert on MQTT), ms, {args.alarms} per run, "
           f"{lost} never arrived:")
     print("  " + "; ".join(f"p{round(q * 100)} {spread(v, '{:.0f}')}" for q, v in p.items()), flush=True)
+    for stage, qs in split.items():  # each stage's own percentiles: they do not add up to the whole's
+        print(f"  {stage if stage.startswith('(') else 'of which ' + stage:22s} " + "; ".join(f"p{round(q * 100)} {spread(v, '{:.0f}')}"
+                                                      for q, v in qs.items()), flush=True)
 
 
 def rebalance(bench: Bench, run_dir: Path, args: argparse.Namespace, half: float) -> None:
@@ -736,7 +811,7 @@ def measure_plates(bench: Bench, run_dir: Path, args: argparse.Namespace) -> Non
           f"{spread([s.cpu['worker'] * 1000 for s in at], '{:.3f}')} ms)", flush=True)
     half = sustained / 2
     timed_under_load(bench, args, "plates", half, 300, lambda r: [
-        "hits", settings.mqtt.port, 0.5, f"{PROBE_CP}-{r}", *listed[100 + r * args.alarms: 100 + (r + 1) * args.alarms]],
+        "hits", settings.mqtt.port, PROBE_EVERY_S, f"{PROBE_CP}-{r}", *listed[100 + r * args.alarms: 100 + (r + 1) * args.alarms]],
         "watch-list hit latency")
 
     pauses, imports = [], []

@@ -28,6 +28,7 @@ from processors import faust_fixes
 from processors.agents import cameras, checkpoints, core, gas, hotels, watchlists
 from processors.context import Context
 from processors.rules import metrics
+from safecity import collector
 from safecity.health import Check, serve_from_settings
 from safecity.registry import RegistryFile
 
@@ -125,6 +126,12 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
     async def flush_outputs() -> None:  # gathered metric points leave within a fraction of a second
         app.flush_outputs()
 
+    if w.full_gc_every_s:
+        @app.timer(interval=w.full_gc_every_s)
+        async def full_gc() -> None:  # the automatic full collections are deferred to this (run_worker)
+            found, took = collector.full_collection()
+            logger.info("full garbage collection: %d unreachable objects, %.0f ms", found, took * 1000)
+
     health = serve_from_settings("worker", settings)
     app.outputs["health"] = health  # closed with the app
     seen: dict = {"assigned": None, "committed": {}, "last_commit": 0.0, "lag": None}
@@ -170,6 +177,8 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM (Faust's Worker handles the signals and shutdown)."""
     asyncio.run(ensure_topics(settings.kafka))
+    if settings.worker.full_gc_every_s:
+        collector.defer_full_collections()  # they held the loop every few seconds (safecity/collector.py)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()
