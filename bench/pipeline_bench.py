@@ -19,7 +19,9 @@ then it prints, each figure the median of ``--repeat`` runs with its range (min-
   metrics writer, Kafka, Mosquitto, InfluxDB and its adapter) at the highest rate all kept up with.
 - **Alert latency** at half that rate: a probe process raises gas alarms on sensors of its own
   (two readings over the first level) and times each from the publish of the reading that raises
-  it to the alert on MQTT (published by the alert service); p50, p95, p99 per run.
+  it to the alert on MQTT (published by the alert service); p50, p95, p99 per run; and the same
+  split by stage (ingest, worker, alert service) from the readings' and alerts' Kafka timestamps,
+  beside a plain Kafka consumer's own delay for those readings (the worker stage's baseline).
 - **Rebalance pause**: at half load a second worker joins, later leaves; the longest time without
   a processed reading (the worker's metric records) after each.
 - **Plate reads against a ``--watchlist``-entry list** (default 1,000,000 new-energy plates; the
@@ -300,17 +302,15 @@ class Point(msgspec.Struct):
     measurement: str
 
 
-class MetricRecords:
-    """The worker's metric points (one ``gas`` point per processed reading, one ``plate_reads`` point
-    per processed plate read: the worker's output) as they arrive, from a consumer in its own thread:
-    their count is what the worker has processed, gaps in their arrival times are processing pauses
-    (the worker sends its points at least every 0.2 s)."""
+class TopicFollower:
+    """A plain aiokafka consumer of ``topic_names`` from their end, in a thread of its own (started on
+    construction, ready once it has its partitions): each batch goes to ``on_batch``."""
+
+    topic_names: tuple[str, ...] = ()
+    fetch_max_wait_ms = 500  # aiokafka's own
 
     def __init__(self, settings: Settings) -> None:
-        self.settings, self.stop = settings, threading.Event()
-        self.times: dict[str, list[float]] = {"gas": [], "plate_reads": []}
-        self.points: dict[str, int] = dict.fromkeys(self.times, 0)
-        self.ready = threading.Event()
+        self.settings, self.stop, self.ready = settings, threading.Event(), threading.Event()
         self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
         self.thread.start()
         self.ready.wait(30)
@@ -318,72 +318,81 @@ class MetricRecords:
     async def _run(self) -> None:
         from aiokafka import AIOKafkaConsumer
 
-        consumer = AIOKafkaConsumer(topics.KAFKA_METRICS, bootstrap_servers=self.settings.kafka.bootstrap,
-                                    group_id=None, auto_offset_reset="latest")
+        consumer = AIOKafkaConsumer(*self.topic_names, bootstrap_servers=self.settings.kafka.bootstrap,
+                                    group_id=None, auto_offset_reset="latest",
+                                    fetch_max_wait_ms=self.fetch_max_wait_ms)
         await consumer.start()
         self.ready.set()
         try:
-            decode = msgspec.json.Decoder(list[Point]).decode
             while not self.stop.is_set():
-                batch = await consumer.getmany(timeout_ms=50, max_records=5000)
-                now = time.monotonic()
-                for records in batch.values():
-                    for r in records:
-                        for measurement in self.times:
-                            n = sum(p.measurement == measurement for p in decode(r.value))
-                            if n:
-                                self.points[measurement] += n
-                                self.times[measurement].append(now)
+                self.on_batch(await consumer.getmany(timeout_ms=50, max_records=5000))
         finally:
             await consumer.stop()
 
-    def longest_gap(self, since: float, until: float, measurement: str = "gas") -> float:
-        ts = [since] + [t for t in self.times[measurement] if since <= t <= until] + [until]
-        return max(b - a for a, b in zip(ts, ts[1:]))
+    def on_batch(self, batch: dict) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         self.stop.set()
         self.thread.join(10)
 
 
-class KafkaStamps:
+class MetricRecords(TopicFollower):
+    """The worker's metric points (one ``gas`` point per processed reading, one ``plate_reads`` point
+    per processed plate read: the worker's output) as they arrive: their count is what the worker has
+    processed, gaps in their arrival times are processing pauses (the worker sends its points at least
+    every 0.2 s)."""
+
+    topic_names = (topics.KAFKA_METRICS,)
+
+    def __init__(self, settings: Settings) -> None:
+        self.times: dict[str, list[float]] = {"gas": [], "plate_reads": []}
+        self.points: dict[str, int] = dict.fromkeys(self.times, 0)
+        self.decode = msgspec.json.Decoder(list[Point]).decode
+        super().__init__(settings)
+
+    def on_batch(self, batch: dict) -> None:
+        now = time.monotonic()
+        for records in batch.values():
+            for r in records:
+                for measurement in self.times:
+                    n = sum(p.measurement == measurement for p in self.decode(r.value))
+                    if n:
+                        self.points[measurement] += n
+                        self.times[measurement].append(now)
+
+    def longest_gap(self, since: float, until: float, measurement: str = "gas") -> float:
+        ts = [since] + [t for t in self.times[measurement] if since <= t <= until] + [until]
+        return max(b - a for a, b in zip(ts, ts[1:]))
+
+
+class KafkaStamps(TopicFollower):
     """Where an alarm's time goes: the Kafka timestamps (set by each producer when it sends) of the
     probe's raising readings (sent by ingest) and of their alerts (sent by the worker), from a plain
     aiokafka consumer in its own thread, for the keys that start with ``prefix`` (the probe's sensors).
     The same consumer's own delay for those readings (ingest's send -> it has them) is the baseline
     for the worker's stage: the part of it that is Kafka's and the producer's, not the worker's."""
 
+    topic_names = (topics.KAFKA_TOPICS[MessageKind.GAS_READING], topics.KAFKA_ALERTS)
+    fetch_max_wait_ms = 50  # as the worker's
+
     def __init__(self, settings: Settings, prefix: str) -> None:
-        self.settings, self.prefix, self.stop = settings, prefix.encode(), threading.Event()
+        self.prefix, self.level1 = prefix.encode(), b"gas-level-1:" + prefix.encode()
         self.reading: dict[str, float] = {}  # sensor -> its latest reading's timestamp (the raising one)
         self.alert: dict[str, float] = {}  # sensor -> its first gas-level-1 alert's timestamp
-        self.ready = threading.Event()
-        self.plain: list[float] = []  # ingest's send -> this plain consumer has the reading (all readings)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
-        self.thread.start()
-        self.ready.wait(30)
+        self.plain: list[float] = []  # ingest's send -> this consumer has it, for each of the probe's readings
+        super().__init__(settings)
 
-    async def _run(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
-        raw, alerts = topics.KAFKA_TOPICS[MessageKind.GAS_READING], topics.KAFKA_ALERTS
-        consumer = AIOKafkaConsumer(raw, alerts, bootstrap_servers=self.settings.kafka.bootstrap,
-                                    group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=50)
-        await consumer.start()
-        self.ready.set()
-        level1 = b"gas-level-1:" + self.prefix
-        try:
-            while not self.stop.is_set():
-                for tp, records in (await consumer.getmany(timeout_ms=50, max_records=5000)).items():
-                    for r in records:
-                        key = r.key or b""
-                        if tp.topic == raw and key.startswith(self.prefix):
-                            self.reading[key.decode()] = r.timestamp / 1000
-                            self.plain.append(time.time() - r.timestamp / 1000)
-                        elif tp.topic == alerts and key.startswith(level1):
-                            self.alert.setdefault(key.decode().split(":", 1)[1], r.timestamp / 1000)
-        finally:
-            await consumer.stop()
+    def on_batch(self, batch: dict) -> None:
+        raw, alerts = self.topic_names
+        for tp, records in batch.items():
+            for r in records:
+                key = r.key or b""
+                if tp.topic == raw and key.startswith(self.prefix):
+                    self.reading[key.decode()] = r.timestamp / 1000
+                    self.plain.append(time.time() - r.timestamp / 1000)
+                elif tp.topic == alerts and key.startswith(self.level1):
+                    self.alert.setdefault(key.decode().split(":", 1)[1], r.timestamp / 1000)
 
     def stages(self, walls: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
         """Per alarm (publish, arrival on MQTT: wall clock): the time to ingest's send, from there to
@@ -396,10 +405,6 @@ class KafkaStamps:
                 out["alert service"].append(arrived - self.alert[sensor])
         out["(baseline: a plain consumer has the reading)"] = self.plain  # what the worker's stage is above
         return out
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
 
 
 def child(role: str, *args: object) -> subprocess.Popen:
@@ -655,8 +660,9 @@ def timed_under_load(bench: Bench, args: argparse.Namespace, kind: str, rate: fl
           f"{lost} never arrived:")
     print("  " + "; ".join(f"p{round(q * 100)} {spread(v, '{:.0f}')}" for q, v in p.items()), flush=True)
     for stage, qs in split.items():  # each stage's own percentiles: they do not add up to the whole's
-        print(f"  {stage if stage.startswith('(') else 'of which ' + stage:22s} " + "; ".join(f"p{round(q * 100)} {spread(v, '{:.0f}')}"
-                                                      for q, v in qs.items()), flush=True)
+        label = stage if stage.startswith("(") else f"of which {stage}"
+        print(f"  {label:22s} " + "; ".join(f"p{round(q * 100)} {spread(v, '{:.0f}')}" for q, v in qs.items()),
+              flush=True)
 
 
 def rebalance(bench: Bench, run_dir: Path, args: argparse.Namespace, half: float) -> None:
