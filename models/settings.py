@@ -101,6 +101,8 @@ class WorkerSettings(_Section):
     rebalance_timeout_s: float = Field(10.0, ge=3, le=300, description="rebalance timeout")
     fetch_max_wait_ms: int = Field(50, ge=1, le=1500, description="longest a fetch of quiet partitions waits at "
                                                                   "the broker (Faust's 1500 held busy partitions back)")
+    inline_delivery: bool = Field(True, description="hand each fetched record to its stream without Faust's "
+                                  "four tasks per record (off: Faust's own hand-off)")
     full_gc_every_s: float = Field(300.0, ge=0, le=86400, description="full garbage collection interval (0: "
                                    "CPython's automatic ones, which held the loop every few seconds)")
     data_dir: Path = Field(Path(".run/worker"), description="Faust data directory (one per worker process: "
