@@ -132,6 +132,13 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
             found, took = collector.full_collection()
             logger.info("full garbage collection: %d unreachable objects, %.0f ms", found, took * 1000)
 
+    @app.timer(interval=60.0)
+    async def producer_waits() -> None:  # Faust's line per wait, summed (faust_fixes.ProducerWaits)
+        waits, largest = faust_fixes.PRODUCER_WAITS.take()
+        if waits:
+            logger.info("record hand-offs waited %d times in the last minute for the producer's buffer to drain "
+                        "(largest %d changelog records)", waits, largest)
+
     health = serve_from_settings("worker", settings)
     app.outputs["health"] = health  # closed with the app
     seen: dict = {"assigned": None, "committed": {}, "last_commit": 0.0, "lag": None}

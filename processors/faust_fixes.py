@@ -39,7 +39,13 @@ rebalance). Profiled at 2,000 gas readings/s, the worker's loop was busy 89 % of
 it in ``wait_first``. With ``SAFECITY_WORKER__INLINE_DELIVERY`` (on) the loop steps the callback
 itself: one that finishes without waiting (the usual case) costs no task; one that waits is handed,
 where it stopped, to the same ``wait_first`` race as before (``Resumed``), so a rebalance still
-abandons a hand-off blocked on a full buffer exactly as Faust does. Measured with the pipeline
+abandons a hand-off blocked on a full buffer exactly as Faust does. With fewer turns of the loop,
+the producer's buffer of changelog records passes Faust's limit of 100 more often (101-111 records
+when it does) and the hand-off waits for it to drain (median 13 ms): backpressure that keeps the
+agents ahead of the fetching (a limit of 1,000 made gas alert latency at 2,500 readings/s p50 262-389
+ms against 85). Faust logs a warning and a line for each of those waits, a dozen a second at
+2,000 readings/s, so ``ProducerWaits`` counts them instead and the worker logs one line a minute.
+Measured with the pipeline
 benchmark (``--rates 2000,4000 --repeat 3``, medians with the range) against ``=false``: the worker's
 CPU per reading at 4,000/s 0.224 ms (0.210-0.225) against 0.292 (0.284-0.294); gas alert latency at
 2,000/s p99 95 ms (89-120) against 335 (181-868), the worker's stage p99 73 ms (68-100) against 322
@@ -102,6 +108,30 @@ class Resumed:
                     waits_on = coro.send(sent)
                 except StopIteration as stop:
                     return stop.value
+
+
+class ProducerWaits(logging.Filter):
+    """Counts Faust's per-wait log lines of its producer buffer (``wait_until_ebb``) instead of
+    letting them through; ``take()`` returns and resets the count and the largest buffer seen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits, self.largest = 0, 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("producer buffer full size "):
+            self.waits += 1
+            self.largest = max(self.largest, int(message.rsplit(" ", 1)[-1]))
+            return False
+        return not message.startswith("producer flush took ")
+
+    def take(self) -> tuple[int, int]:
+        taken, self.waits, self.largest = (self.waits, self.largest), 0, 0
+        return taken
+
+
+PRODUCER_WAITS = ProducerWaits()
 
 
 def step_inline(coro: Coroutine) -> Resumed | None:
@@ -181,6 +211,9 @@ def apply(fetch_max_wait_ms: int, inline_delivery: bool = True) -> None:
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     FETCH_MAX_WAIT_MS[0] = fetch_max_wait_ms
+    producer_log = logging.getLogger("faust.transport.producer")
+    if PRODUCER_WAITS not in producer_log.filters:
+        producer_log.addFilter(PRODUCER_WAITS)
     if not hasattr(Consumer, "faust_drain_messages"):
         Consumer.faust_drain_messages = Consumer._drain_messages  # type: ignore[attr-defined]
     Consumer._drain_messages = (_drain_messages if inline_delivery  # type: ignore[method-assign]

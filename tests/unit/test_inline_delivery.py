@@ -6,6 +6,7 @@ passed through as if the task had run it from the start."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -118,3 +119,17 @@ def test_the_setting_chooses_the_fetch_loop() -> None:
         assert Consumer._drain_messages is faust_fixes._drain_messages
     finally:
         faust_fixes.apply(50)
+
+
+def test_faust_producer_buffer_waits_are_counted_not_logged_each(caplog: pytest.LogCaptureFixture) -> None:
+    faust_fixes.apply(50)
+    log = logging.getLogger("faust.transport.producer")
+    faust_fixes.PRODUCER_WAITS.take()
+    with caplog.at_level(logging.INFO, logger="faust.transport.producer"):
+        log.warning("producer buffer full size 104")
+        log.info("producer flush took 0.013")
+        log.warning("producer buffer full size 111")
+        log.warning("producer stopped")  # anything else goes through
+    assert [r.getMessage() for r in caplog.records] == ["producer stopped"]
+    assert faust_fixes.PRODUCER_WAITS.take() == (2, 111)
+    assert faust_fixes.PRODUCER_WAITS.take() == (0, 0)
