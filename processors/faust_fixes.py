@@ -40,16 +40,15 @@ it in ``wait_first``. With ``SAFECITY_WORKER__INLINE_DELIVERY`` (on) the loop st
 itself: one that finishes without waiting (the usual case) costs no task; one that waits is handed,
 where it stopped, to the same ``wait_first`` race as before (``Resumed``), so a rebalance still
 abandons a hand-off blocked on a full buffer exactly as Faust does. With fewer turns of the loop,
-the producer's buffer of changelog records passes Faust's limit of 100 more often (101-111 records
-when it does) and the hand-off waits for it to drain (median 13 ms): backpressure that keeps the
-agents ahead of the fetching (a limit of 1,000 made gas alert latency at 2,500 readings/s p50 262-389
-ms against 85). Faust logs a warning and a line for each of those waits, a dozen a second at
-2,000 readings/s, so ``ProducerWaits`` counts them instead and the worker logs one line a minute.
-Measured with the pipeline
-benchmark (``--rates 2000,4000 --repeat 3``, medians with the range) against ``=false``: the worker's
-CPU per reading at 4,000/s 0.224 ms (0.210-0.225) against 0.292 (0.284-0.294); gas alert latency at
-2,000/s p99 95 ms (89-120) against 335 (181-868), the worker's stage p99 73 ms (68-100) against 322
-(162-849).
+the producer's buffer of changelog records passes Faust's limit of 100 more often (mostly by 1-11
+records) and the hand-off waits for it to drain (median 13 ms): backpressure that keeps the agents
+ahead of the fetching (with a limit of 1,000, gas alert latency at 2,500 readings/s was p50 262 and
+389 ms in two runs of 2, against 85 ms (83-110) with 100). Faust logs a warning and a line for each
+of those waits, a dozen a second at 2,000 readings/s, so ``ProducerWaits`` counts them instead and
+the worker logs one line a minute. Measured with the pipeline benchmark (``--rates 2000,4000
+--repeat 3``, medians with the range) against ``=false``: the worker's CPU per reading at 4,000/s
+0.224 ms (0.210-0.225) against 0.292 (0.284-0.294); gas alert latency at 2,000/s p99 95 ms (89-120)
+against 335 (181-868), the worker's stage p99 73 ms (68-100) against 322 (162-849).
 """
 
 from __future__ import annotations
