@@ -1,5 +1,6 @@
-"""The two fixes to Faust's consumer, against the real Kafka (see processors/faust_fixes.py): the rewind
-its rebalance relies on, and busy partitions not held back by a fetch of quiet ones."""
+"""The fixes to Faust's consumer, against the real Kafka (see processors/faust_fixes.py): the rewind
+its rebalance relies on, busy partitions not held back by a fetch of quiet ones, and the inline
+hand-off of records when most hand-offs must wait."""
 
 from __future__ import annotations
 
@@ -117,3 +118,63 @@ def test_a_busy_partition_is_not_held_back_by_a_fetch_of_quiet_ones(stack, setti
     assert faust_default > 0.8  # the record waited for the broker to give up on the quiet partition
     assert ours < 0.4, (ours, faust_default)
     assert configured == settings.worker.fetch_max_wait_ms == 50
+
+
+def test_hand_offs_that_wait_for_a_full_stream_buffer_all_arrive_once_in_order(stack, settings, tmp_path,
+                                                                              monkeypatch):
+    """The inline hand-off's other path, on the real Faust and Kafka: a slow agent behind a stream
+    buffer of 4 records makes most hand-offs wait, so they continue in Faust's race (``Resumed``)
+    and the fetch loop waits for them; every record still reaches the agent once, in order."""
+    import faust
+
+    n, waited = 300, []
+    step_inline = faust_fixes.step_inline
+
+    def counting(coro):
+        rest = step_inline(coro)
+        waited.append(rest is not None)
+        return rest
+
+    monkeypatch.setattr(faust_fixes, "step_inline", counting)
+    faust_fixes.apply(settings.worker.fetch_max_wait_ms, inline_delivery=True)
+    name = f"it-inline-{uuid.uuid4().hex[:6]}"
+    app = faust.App(name, broker=f"kafka://{settings.kafka.bootstrap}", store="memory://", datadir=str(tmp_path),
+                    stream_buffer_maxsize=4, web_enabled=False, topic_partitions=1, topic_replication_factor=1,
+                    consumer_auto_offset_reset="earliest")
+    topic = app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                      partitions=1)
+    got: list[int] = []
+    ahead: list[int] = []  # records handed off but not yet processed, as each is processed
+
+    @app.agent(topic)
+    async def slow(stream):
+        async for value in stream:
+            got.append(int(value))
+            ahead.append(len(waited) - len(got))
+            await asyncio.sleep(0.002)
+
+    async def scenario() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(name, 1, 1)])
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
+        await producer.start()
+        try:
+            for i in range(n):
+                await producer.send(name, str(i).encode(), partition=0)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        await app.start()
+        try:
+            deadline = time.monotonic() + 90
+            while len(got) < n and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        finally:
+            await app.stop()
+
+    asyncio.run(scenario())
+    assert got == list(range(n))
+    assert sum(waited) > n // 2, (sum(waited), len(waited))  # most hand-offs waited for the buffer
+    assert max(ahead) <= 8, max(ahead)  # and the fetch loop waited with them: the buffer's 4, and one waiting
