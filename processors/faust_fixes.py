@@ -121,7 +121,8 @@ class ProducerWaits(logging.Filter):
         message = record.getMessage()
         if message.startswith("producer buffer full size "):
             self.waits += 1
-            self.largest = max(self.largest, int(message.rsplit(" ", 1)[-1]))
+            size = message.rsplit(" ", 1)[-1]
+            self.largest = max(self.largest, int(size) if size.isdigit() else 0)
             return False
         return not message.startswith("producer flush took ")
 
