@@ -165,8 +165,9 @@ class AlertWatch:
         self.arrived_wall: dict[str, float] = {}  # the same arrivals on the wall clock (the stage split)
 
         def on_message(c, u, m) -> None:
-            if m.payload and not m.retain and key(m) not in self.arrived:
-                self.arrived[key(m)], self.arrived_wall[key(m)] = time.monotonic(), time.time()
+            k = key(m) if m.payload and not m.retain else None
+            if k is not None and k not in self.arrived:
+                self.arrived[k], self.arrived_wall[k] = time.monotonic(), time.time()
 
         self.client.on_message = on_message
         self.client.on_connect = lambda c, *a: c.subscribe(topic_filter, qos=1)

@@ -146,7 +146,8 @@ def step_inline(coro: Coroutine) -> Resumed | None:
 
 async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - the worker's fetch loop
     """Faust's ``Consumer._drain_messages`` (faust-streaming 0.15), with each record's hand-off
-    stepped inline (``step_inline``) instead of raced in new tasks; otherwise line for line."""
+    stepped inline (``step_inline``) instead of raced in new tasks; otherwise the same steps (two
+    nested conditions joined with ``and``)."""
     from faust.transport.consumer import CONSUMER_FETCHING
 
     callback = self.callback
