@@ -103,6 +103,10 @@ class WorkerSettings(_Section):
                                                                   "the broker (Faust's 1500 held busy partitions back)")
     inline_delivery: bool = Field(True, description="hand each fetched record to its stream without Faust's "
                                   "four tasks per record (off: Faust's own hand-off)")
+    changelog_batches: bool = Field(True, description="send tables' changelog records in batches per partition, "
+                                    "flushed before every commit (off: Faust's record by record)")
+    store_wal: bool = Field(False, description="RocksDB's write-ahead log for the table store (off: the changelog "
+                            "topic is the durable copy; a crash re-reads more of it)")
     full_gc_every_s: float = Field(300.0, ge=0, le=86400, description="full garbage collection interval (0: "
                                    "CPython's automatic ones, which held the loop every few seconds)")
     data_dir: Path = Field(Path(".run/worker"), description="Faust data directory (one per worker process: "

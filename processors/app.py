@@ -25,6 +25,7 @@ from models.settings import Settings
 from models import topics
 from models.topics import MessageKind
 from processors import faust_fixes
+from processors.changelog import ChangelogBatches, store_with_wal, store_without_wal
 from processors.agents import cameras, checkpoints, core, gas, hotels, watchlists
 from processors.context import Context
 from processors.rules import metrics
@@ -35,12 +36,14 @@ from safecity.registry import RegistryFile
 logger = logging.getLogger(__name__)
 
 COMMIT_STALL_S = 60.0  # behind and no commit for this long fails the health check
+CHANGELOG_FLUSH_S = 0.1  # batched changelog records wait at most about this (and are sent before any commit)
 
 
 class SafeCityApp(faust.App):
     """A Faust app that owns its outputs (the metric sink) and closes them on stop."""
 
     outputs: dict[str, Any]
+    changelogs: ChangelogBatches
     output_factories: dict[str, Callable[[], Any]]
 
     def output(self, name: str) -> Any:
@@ -57,7 +60,9 @@ class SafeCityApp(faust.App):
 
         async def flush() -> None:
             self.flush_outputs()
+            await self.changelogs.flush()  # batched tables' changelog records (processors/changelog.py)
             await producer_flush()
+            self.changelogs.raise_failed()  # a failed batch: no commit
 
         self.producer.flush = flush  # type: ignore[method-assign]
 
@@ -111,7 +116,12 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
         web_host="127.0.0.1",
         broker_credentials=faust_credentials(k),  # SASL / TLS as the other clients
     )
+    if w.store_wal:
+        store_with_wal()
+    else:
+        store_without_wal()  # the changelog is the durable copy (processors/changelog.py)
     app.outputs = {}
+    app.changelogs = ChangelogBatches(app)
     app.output_factories = outputs if outputs is not None else _default_outputs(app)
 
     ctx = Context(app, settings, RegistryFile(settings.registry))
@@ -125,6 +135,11 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
     @app.timer(interval=0.2)
     async def flush_outputs() -> None:  # gathered metric points leave within a fraction of a second
         app.flush_outputs()
+
+    if ctx.batched:
+        @app.timer(interval=CHANGELOG_FLUSH_S)
+        async def flush_changelogs() -> None:  # and tables' changelog records, in batches
+            await app.changelogs.flush()
 
     if w.full_gc_every_s:
         @app.timer(interval=w.full_gc_every_s)

@@ -115,8 +115,15 @@ class Context:
     def topic(self, name: str) -> faust.TopicT:
         return self.app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
+    @property
+    def batched(self) -> bool:
+        return self.settings.worker.changelog_batches
+
     def table(self, name: str) -> faust.Table:
-        return self.app.Table(name, key_type=bytes, value_type=bytes, partitions=self.settings.kafka.partitions)
+        kwargs = {"key_type": bytes, "value_type": bytes, "partitions": self.settings.kafka.partitions}
+        if self.batched:  # changelog records sent in batches per partition (processors/changelog.py)
+            return self.app.changelogs.table(name, **kwargs)
+        return self.app.Table(name, **kwargs)
 
     def struct_table(self, name: str, struct: type[S], cached: bool = False) -> StructTable[S]:
         return StructTable(self.table(name), struct, self.app, cached)
