@@ -375,7 +375,7 @@ class KafkaStamps(TopicFollower):
     for the worker's stage: the part of it that is Kafka's and the producer's, not the worker's."""
 
     topic_names = (topics.KAFKA_TOPICS[MessageKind.GAS_READING], topics.KAFKA_ALERTS)
-    fetch_max_wait_ms = 50  # as the worker's
+    fetch_max_wait_ms = 50  # and aiokafka's fetch_min_bytes of 1: a record is fetched the moment it is there
 
     def __init__(self, settings: Settings, prefix: str) -> None:
         self.prefix, self.level1 = prefix.encode(), b"gas-level-1:" + prefix.encode()
@@ -394,6 +394,13 @@ class KafkaStamps(TopicFollower):
                     self.plain.append(time.time() - r.timestamp / 1000)
                 elif tp.topic == alerts and key.startswith(self.level1):
                     self.alert.setdefault(key.decode().split(":", 1)[1], r.timestamp / 1000)
+
+    def rows(self, walls: dict[str, tuple[float, float]]) -> list[dict]:
+        """Per alarm: when it was published (wall clock) and its three stages, in seconds."""
+        return [{"sensor": sensor, "published": published, "ingest": self.reading[sensor] - published,
+                 "worker": self.alert[sensor] - self.reading[sensor], "alert service": arrived - self.alert[sensor]}
+                for sensor, (published, arrived) in sorted(walls.items(), key=lambda kv: kv[1][0])
+                if sensor in self.reading and sensor in self.alert]
 
     def stages(self, walls: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
         """Per alarm (publish, arrival on MQTT: wall clock): the time to ingest's send, from there to
@@ -525,6 +532,8 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=int, default=500)
     parser.add_argument("--watchlist", type=int, default=1_000_000, help="vehicle entries on the list")
     parser.add_argument("--plate-rates", default="500,1000,2000,3000")
+    parser.add_argument("--dump", type=Path, metavar="FILE", help="write each gas alarm's stages (publish time, "
+                        "then ingest, worker, alert service, in seconds) as JSON lines, to look at the tail")
     parser.add_argument("--set", action="append", default=[], metavar="SAFECITY_X=V",
                         help="a setting for the pipeline's processes (e.g. to measure a default against an old value)")
     parser.add_argument("--role", help=argparse.SUPPRESS)
@@ -654,6 +663,10 @@ def timed_under_load(bench: Bench, args: argparse.Namespace, kind: str, rate: fl
             p[q].append(percentile(got["latencies"], q) * 1000)
         if stamps is not None:
             stamps.close()
+            if args.dump:
+                with args.dump.open("a") as out:
+                    for row in stamps.rows(got["walls"]):
+                        out.write(json.dumps({"rate": rate, "run": r, **row}) + "\n")
             for stage, xs in stamps.stages(got["walls"]).items():
                 for q in (0.5, 0.99):
                     split.setdefault(stage, {}).setdefault(q, []).append(percentile(xs, q) * 1000 if xs else math.nan)

@@ -99,8 +99,10 @@ class WorkerSettings(_Section):
     web_port: int | None = Field(None, ge=1, le=65535, description="Faust web port (none: web disabled)")
     session_timeout_s: float = Field(10.0, ge=3, le=300, description="consumer session timeout")
     rebalance_timeout_s: float = Field(10.0, ge=3, le=300, description="rebalance timeout")
-    fetch_max_wait_ms: int = Field(50, ge=1, le=1500, description="longest a fetch of quiet partitions waits at "
-                                                                  "the broker (Faust's 1500 held busy partitions back)")
+    fetch_max_wait_ms: int = Field(10, ge=1, le=1500, description="longest a fetch waits at the broker for "
+                                   "fetch_min_bytes (Faust's 1500 held busy partitions back)")
+    fetch_min_bytes: int = Field(4096, ge=1, le=1_048_576, description="a fetch returns once this much is waiting "
+                                 "(or after fetch_max_wait_ms): fewer, fuller fetches (1: one per record or two)")
     inline_delivery: bool = Field(True, description="hand each fetched record to its stream without Faust's "
                                   "four tasks per record (off: Faust's own hand-off)")
     changelog_batches: bool = Field(True, description="send tables' changelog records in batches per partition, "

@@ -91,7 +91,7 @@ def _default_outputs(app: faust.App) -> dict[str, Callable[[], Any]]:
 
 def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None = None) -> SafeCityApp:
     w, k = settings.worker, settings.kafka
-    faust_fixes.apply(w.fetch_max_wait_ms, w.inline_delivery)  # records thrown away in a rebalance are read
+    faust_fixes.apply(w.fetch_max_wait_ms, w.inline_delivery, w.fetch_min_bytes)  # records thrown away in a rebalance are read
     # again; busy partitions are not held back by a fetch of quiet ones; no tasks per record (see the module)
     app = SafeCityApp(
         w.app_id,

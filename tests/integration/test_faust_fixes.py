@@ -70,7 +70,7 @@ def test_seeking_back_to_committed_reads_again_what_was_never_committed(stack, s
     asyncio.run(scenario())
 
 
-async def _held_back(bootstrap: str, fetch_max_wait_ms: int) -> float:
+async def _held_back(bootstrap: str, fetch_max_wait_ms: int, fetch_min_bytes: int = 1) -> float:
     """Seconds until a busy partition's new record is delivered, when the record before it stayed
     unprocessed long enough for the consumer to send a fetch of the quiet partition alone."""
     topic = f"it-quiet-{uuid.uuid4().hex[:6]}"
@@ -81,7 +81,8 @@ async def _held_back(bootstrap: str, fetch_max_wait_ms: int) -> float:
     busy, quiet = TopicPartition(topic, 0), TopicPartition(topic, 1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms)
+                                auto_offset_reset="earliest", fetch_max_wait_ms=fetch_max_wait_ms,
+                                fetch_min_bytes=fetch_min_bytes)
     await producer.start()
     await consumer.start()
     try:
@@ -102,22 +103,23 @@ async def _held_back(bootstrap: str, fetch_max_wait_ms: int) -> float:
 def test_a_busy_partition_is_not_held_back_by_a_fetch_of_quiet_ones(stack, settings):
     async def scenario() -> tuple[float, float, int]:
         faust_default = await _held_back(settings.kafka.bootstrap, 1500)  # what Faust builds its consumer with
-        ours = await _held_back(settings.kafka.bootstrap, settings.worker.fetch_max_wait_ms)
+        ours = await _held_back(settings.kafka.bootstrap, settings.worker.fetch_max_wait_ms,
+                                settings.worker.fetch_min_bytes)
 
         import faust  # the worker's consumer, as Faust creates it once the fix is applied
 
-        faust_fixes.apply(settings.worker.fetch_max_wait_ms)
+        faust_fixes.apply(settings.worker.fetch_max_wait_ms, fetch_min_bytes=settings.worker.fetch_min_bytes)
         app = faust.App(f"it-fix-{uuid.uuid4().hex[:6]}", broker=f"kafka://{settings.kafka.bootstrap}")
         consumer = app.consumer._thread._create_worker_consumer(app.transport)
         try:
-            return faust_default, ours, consumer._fetch_max_wait_ms
+            return faust_default, ours, (consumer._fetch_max_wait_ms, consumer._fetch_min_bytes)
         finally:
             await consumer.stop()
 
     faust_default, ours, configured = asyncio.run(scenario())
     assert faust_default > 0.8  # the record waited for the broker to give up on the quiet partition
     assert ours < 0.4, (ours, faust_default)
-    assert configured == settings.worker.fetch_max_wait_ms == 50
+    assert configured == (settings.worker.fetch_max_wait_ms, settings.worker.fetch_min_bytes) == (10, 4096)
 
 
 def test_hand_offs_that_wait_for_a_full_stream_buffer_all_arrive_once_in_order(stack, settings, tmp_path,
