@@ -50,7 +50,6 @@ class ChangelogBatches:
         self.tables: list[BatchedTable] = []
         self._lock: asyncio.Lock | None = None
         self.failed: BaseException | None = None
-        self.records = self.batches = 0  # sent so far (and acknowledged or not)
 
     def table(self, name: str, **kwargs: Any) -> BatchedTable:
         """A batched table registered with the app, as ``app.Table`` would."""
@@ -59,9 +58,6 @@ class ChangelogBatches:
         table.batches = self
         self.tables.append(table)
         return table
-
-    def pending(self) -> int:
-        return sum(table.pending_count for table in self.tables)
 
     async def flush(self) -> None:
         """Hand every pending record to the producer, one batch per partition (and more when a
@@ -101,8 +97,6 @@ class ChangelogBatches:
             batch.close()
             future = await producer.send_batch(batch, topic, partition=partition)
             future.add_done_callback(partial(self._on_sent, table, TP(topic, partition), end - start))
-            self.records += end - start
-            self.batches += 1
             start = end
 
     def _on_sent(self, table: BatchedTable, tp: TP, count: int, future: asyncio.Future) -> None:
@@ -129,7 +123,6 @@ class BatchedTable(faust.Table):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pending: dict[int, dict[bytes, bytes | None]] = {}
-        self.pending_count = 0
 
     def _gather(self, key: bytes, value: bytes | None) -> int:
         if self.app.in_transaction:  # exactly once persists offsets at commit: Faust's own path
@@ -140,8 +133,6 @@ class BatchedTable(faust.Table):
         records = self._pending.get(partition)
         if records is None:
             records = self._pending[partition] = {}
-        if key not in records:
-            self.pending_count += 1
         records[key] = value  # a key changed again before the flush: only its latest value is sent
         return partition
 
@@ -156,7 +147,7 @@ class BatchedTable(faust.Table):
         self._sensor_on_del(self, key)
 
     def take_pending(self) -> dict[int, dict[bytes, bytes | None]]:
-        pending, self._pending, self.pending_count = self._pending, {}, 0
+        pending, self._pending = self._pending, {}
         return pending
 
 
