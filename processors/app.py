@@ -154,7 +154,7 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
         waits, largest = faust_fixes.PRODUCER_WAITS.take()
         if waits:
             logger.info("record hand-offs waited %d times in the last minute for the producer's buffer to drain "
-                        "(largest %d changelog records)", waits, largest)
+                        "(largest %d records)", waits, largest)
 
     health = serve_from_settings("worker", settings)
     app.outputs["health"] = health  # closed with the app

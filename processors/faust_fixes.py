@@ -56,7 +56,9 @@ of those waits, a dozen a second at 2,000 readings/s, so ``ProducerWaits`` count
 the worker logs one line a minute. Measured with the pipeline benchmark (``--rates 2000,4000
 --repeat 3``, medians with the range) against ``=false``: the worker's CPU per reading at 4,000/s
 0.224 ms (0.210-0.225) against 0.292 (0.284-0.294); gas alert latency at 2,000/s p99 95 ms (89-120)
-against 335 (181-868), the worker's stage p99 73 ms (68-100) against 322 (162-849).
+against 335 (181-868), the worker's stage p99 73 ms (68-100) against 322 (162-849). (Since then the
+tables' changelog records leave in batches (processors/changelog.py), not through Faust's producer
+buffer; metric records and alerts still do, and the same limit applies to them.)
 """
 
 from __future__ import annotations
