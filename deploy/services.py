@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.settings import Settings
+from safecity.priority import niced
 
 logger = logging.getLogger(__name__)
 
@@ -377,6 +378,7 @@ def _kafka_metadata_ok(host: str, port: int) -> bool:
 class InfluxDB(Service):
     rpc_port: int = 8088
     database: str = "safecity"
+    nice: int = 0  # CPU priority: metrics wait, alarms do not (safecity/priority.py)
 
     def installed(self) -> str | None:
         return None if shutil.which("influxd") else "influxdb"
@@ -399,7 +401,7 @@ class InfluxDB(Service):
         )
 
     def command(self) -> list[str]:
-        return [shutil.which("influxd") or "influxd", "-config", str(self.dir / "influxdb.conf")]
+        return niced([shutil.which("influxd") or "influxd", "-config", str(self.dir / "influxdb.conf")], self.nice)
 
     def ready(self) -> bool:
         return http_ok(f"http://{self.host}:{self.port}/ping")
@@ -412,6 +414,7 @@ class InfluxDB(Service):
 @dataclass
 class InfluxV2Adapter(Service):
     upstream: str = "http://127.0.0.1:8086"
+    nice: int = 0
 
     def installed(self) -> str | None:
         return None
@@ -420,8 +423,8 @@ class InfluxV2Adapter(Service):
         pass
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "deploy.influx_v2_adapter", "--listen", f"{self.host}:{self.port}",
-                "--upstream", self.upstream]
+        return niced([sys.executable, "-m", "deploy.influx_v2_adapter", "--listen", f"{self.host}:{self.port}",
+                      "--upstream", self.upstream], self.nice)
 
     def env(self) -> dict[str, str]:
         root = str(DEPLOY_DIR.parent)
@@ -517,9 +520,9 @@ def local_services(settings: Settings) -> list[Service]:
         Kafka("kafka", run_dir, kafka_host, int(kafka_port), controller_port=svc.kafka_controller_port,
               libs=svc.kafka_libs, heap=svc.kafka_heap, partitions=settings.kafka.partitions),
         InfluxDB("influxdb", run_dir, "127.0.0.1", svc.influxdb_port, rpc_port=svc.influxdb_rpc_port,
-                 database=influx_bucket),
+                 database=influx_bucket, nice=settings.background_nice),
         InfluxV2Adapter("influx-v2-adapter", run_dir, adapter.hostname or "127.0.0.1", adapter.port or 8087,
-                        upstream=f"http://127.0.0.1:{svc.influxdb_port}"),
+                        upstream=f"http://127.0.0.1:{svc.influxdb_port}", nice=settings.background_nice),
     ]
 
 

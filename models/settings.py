@@ -103,6 +103,8 @@ class WorkerSettings(_Section):
                                    "fetch_min_bytes (Faust's 1500 held busy partitions back)")
     fetch_min_bytes: int = Field(4096, ge=1, le=1_048_576, description="a fetch returns once this much is waiting "
                                  "(or after fetch_max_wait_ms): fewer, fuller fetches (1: one per record or two)")
+    producer_linger_ms: int = Field(0, ge=0, le=1000, description="the worker's producer linger (its changelog "
+                                    "and metric records are batched already: a linger only delays alerts)")
     inline_delivery: bool = Field(True, description="hand each fetched record to its stream without Faust's "
                                   "four tasks per record (off: Faust's own hand-off)")
     changelog_batches: bool = Field(True, description="send tables' changelog records in batches per partition, "
@@ -256,6 +258,8 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = PrivacySettings()
     registry: Path | None = Field(None, description="device registry (YAML or CSV); set: unknown devices are rejected")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
+    background_nice: int = Field(10, ge=0, le=19, description="CPU priority (nice) of the work off the alarm path: "
+                                 "image analysis, retro-hunts, the metrics writer, local InfluxDB (0: as the alarm path)")
 
     @model_validator(mode="after")
     def _retention_covers_the_lookback(self) -> Settings:

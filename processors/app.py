@@ -108,7 +108,7 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
         broker_heartbeat_interval=max(1.0, w.session_timeout_s / 5),
         broker_rebalance_timeout=w.rebalance_timeout_s,
         producer_acks=-1,
-        producer_linger=k.linger_ms / 1000,  # changelog, metrics and alerts in batches, not a request each
+        producer_linger=w.producer_linger_ms / 1000,  # changelogs and metric points come batched; alerts at once
         producer_max_batch_size=256 * 1024,
         producer_max_request_size=2 * 1024 * 1024,
         consumer_max_fetch_size=4 * 1024 * 1024,

@@ -4,7 +4,7 @@ New or changed watch-list entries are hunted for in the events of the last ``ret
 per import: entries are gathered until the list topics are quiet for a second (or ``MAX_ENTRIES``
 wait), then one hunt streams the look-back window once for all of them. The process has its own
 Kafka consumer (group ``<app id>-retro``), its own producer for the hits (to the alerts topic, as
-the worker sends its alerts), and a lower CPU priority (nice +10).
+the worker sends its alerts), and a lower CPU priority (``background_nice``, 10).
 
 Why a process: a hunt is seconds of pure Python (an index of up to 200,000 entries, a day of events
 matched against it), and reading a million-entry import is a million records. Inside Faust's
@@ -37,10 +37,10 @@ from models.settings import Settings
 from models.topics import MessageKind
 from processors.rules import retro
 from processors.watchlists import TYPES, follow_forever, lookback_start, stream_recent
+from safecity.priority import lower_priority
 
 logger = logging.getLogger(__name__)
 
-NICE = 10
 READ_SLICE = 1_000  # list records read per turn of this process's loop
 KINDS = {topics.KAFKA_WATCHLIST_VEHICLES: MessageKind.PLATE_READ,
          topics.KAFKA_WATCHLIST_PERSONS: MessageKind.REGISTRATION}  # what each list is hunted in
@@ -125,10 +125,7 @@ class RetroHunter:
 
 def serve(settings: Settings, parent: int) -> None:
     """The hunt process: the retro-hunter until the worker that started it is gone."""
-    try:
-        os.nice(NICE)
-    except OSError:  # not permitted here: the normal priority
-        pass
+    lower_priority(settings.background_nice)
     logging.basicConfig(level=settings.log_level, format="[%(asctime)s] [%(process)s] [%(levelname)s] %(message)s")
 
     async def main() -> None:

@@ -4,7 +4,7 @@ burst of snapshots never holds up the worker's other agents (gas alarms, watch l
 One process (spawned, so it shares no threads or sockets with the worker): the camera agent sends
 it the frame bytes and the camera's state and gets the new state, alerts, health and motion
 events back; the motion trackers (per-camera background models) live in that process. It runs at a
-lower CPU priority (nice +10): on a busy machine image analysis yields the cores to the alarm path.
+lower CPU priority (``background_nice``, 10): on a busy machine image analysis yields the cores to the alarm path.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from datetime import datetime
 from models.schemas import Alert
 from processors.rules import camera
 from processors.rules import image as image_rules
+from safecity.priority import lower_priority
 
 _trackers: dict = {}  # in the image process: camera id -> MotionTracker
 
@@ -51,27 +52,15 @@ def analyse(state: camera.CameraState, camera_id: str, data: bytes, at: datetime
     return Analysis(new, alerts, health.scores, list(health.problems), events)
 
 
-NICE = 10
-
-
-def _lower_priority() -> None:
-    """In the image process, at its start: image analysis waits, alarms do not."""
-    import os
-
-    try:
-        os.nice(NICE)
-    except OSError:  # not permitted here: run at the normal priority
-        pass
-
-
 class ImageWorker:
-    def __init__(self) -> None:
+    def __init__(self, nice: int = 10) -> None:
+        self.nice = nice  # the image process's CPU priority: image analysis waits, alarms do not
         self.pool: ProcessPoolExecutor | None = None
 
     async def analyse(self, *args) -> Analysis:
         if self.pool is None:
             self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                            initializer=_lower_priority)
+                                            initializer=lower_priority, initargs=(self.nice,))
         return await asyncio.get_running_loop().run_in_executor(self.pool, analyse, *args)
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from deploy.kafka_topics import client_args, ensure_topics
 from models import topics
 from models.settings import Settings
 from safecity.health import Check, serve_from_settings
+from safecity.priority import lower_priority
 
 logger = logging.getLogger(__name__)
 READY = "metrics writer ready"
@@ -172,6 +173,8 @@ class MetricsWriter:
 
 
 def run(settings: Settings) -> None:
+    lower_priority(settings.background_nice)  # before any thread starts: they all inherit it
+
     async def main() -> None:
         writer = MetricsWriter(settings)
         loop = asyncio.get_running_loop()

@@ -29,7 +29,7 @@ class CameraAgents:
         self.references = ctx.table("camera-reference")
         self.motion_topic = ctx.topic(topics.KAFKA_MOTION)
         self.snapshot_topic = ctx.topic(topics.KAFKA_SNAPSHOTS)
-        self.images = ImageWorker()  # decoding and checks in their own process
+        self.images = ImageWorker(ctx.settings.background_nice)  # decoding and checks in a process of their own
         ctx.app.outputs["images"] = self.images
 
     async def snapshot(self, read: schemas.PlateRead) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from deploy import services
 from devices.client import DeviceClient
 from devices.simulators import CheckpointSim, GasSensorSim, HotelSim
 from models import schemas, topics
@@ -41,6 +42,22 @@ def count(settings, measurement: str, where: str) -> int:
     rows = influx_query(settings, f"SELECT count(*) FROM {measurement} WHERE {where}")
     # a field none of the points has (a device_status without registry coordinates: lat, lon) counts null
     return max((v for r in rows for k, v in r.items() if k.startswith("count_") and v is not None), default=0)
+
+
+def niceness(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])  # field 19: nice
+
+
+def test_work_off_the_alarm_path_runs_at_a_lower_cpu_priority(pipeline, settings):
+    """The metrics writer and InfluxDB (with its adapter) give way to the alarm path (safecity/priority.py)."""
+    assert settings.background_nice == 10
+    for name in ("ingest", "worker", "alerter"):
+        assert niceness(pipeline[name].pid) == 0, name
+    assert niceness(pipeline["metrics"].pid) == 10
+    servers = {s.name: s.pid() for s in services.local_services(settings)}
+    assert niceness(servers["influxdb"]) == 10
+    assert niceness(servers["influx-v2-adapter"]) == 10
+    assert niceness(servers["kafka"]) == 0 and niceness(servers["mosquitto"]) == 0
 
 
 def test_simulated_devices_reach_influxdb(pipeline, settings, uid):

@@ -1,0 +1,31 @@
+"""CPU priority for the processes off the alarm path.
+
+Image analysis, retro-hunts, the metrics writer and (run locally) InfluxDB and its adapter do work
+that may wait; the alarm path (ingest, worker, alert service, Kafka, the broker) may not. On a
+machine whose cores they share, the kernel gives a process at niceness 10 about a tenth of the
+share of one at 0, and a waking alarm-path process preempts it sooner, so a burst of InfluxDB
+writes or of image checks does not sit in front of an alarm (``background_nice`` in the settings;
+0 runs everything at one priority).
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def lower_priority(nice: int) -> int:
+    """Raise the calling thread's niceness to ``nice`` (never lower it); the threads it starts later
+    inherit it, so call this first thing in a process. Returns the niceness it runs at."""
+    try:
+        now = os.getpriority(os.PRIO_PROCESS, 0)
+        if nice > now:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        return os.getpriority(os.PRIO_PROCESS, 0)
+    except OSError:  # not permitted here: the normal priority
+        return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+def niced(command: list[str], nice: int) -> list[str]:
+    """``command`` started at niceness ``nice`` (every thread of it, and the same PID: nice execs it)."""
+    return ["nice", "-n", str(nice), *command] if nice > 0 else command
+

@@ -1,0 +1,46 @@
+"""Work off the alarm path runs at a lower CPU priority (safecity/priority.py), in real processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from safecity.priority import niced
+
+
+def niceness_of_thread_started_after(nice: int) -> list[int]:
+    """In a fresh process: lower_priority(nice), then the niceness of the main thread and of a thread
+    it starts afterwards (Linux keeps a niceness per thread)."""
+    code = (
+        "import os, threading\n"
+        "from safecity.priority import lower_priority\n"
+        f"got = lower_priority({nice})\n"
+        "seen = []\n"
+        "t = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))\n"
+        "t.start(); t.join()\n"
+        "print(got, os.getpriority(os.PRIO_PROCESS, 0), seen[0])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+def test_lower_priority_reaches_the_threads_started_after_it():
+    assert niceness_of_thread_started_after(10) == [10, 10, 10]
+
+
+def test_lower_priority_never_raises_priority():
+    out = subprocess.run(["nice", "-n", "15", sys.executable, "-c",
+                          "from safecity.priority import lower_priority; print(lower_priority(10))"],
+                         capture_output=True, text=True, check=True)
+    assert int(out.stdout) == 15
+
+
+def test_a_niced_command_runs_at_that_niceness_under_the_same_pid():
+    proc = subprocess.Popen(niced(["sh", "-c", "cut -d' ' -f19 /proc/$$/stat; echo $$"], 7), stdout=subprocess.PIPE,
+                            text=True)
+    out, _ = proc.communicate(timeout=10)
+    nice, pid = (int(x) for x in out.split())
+    assert nice == 7
+    assert pid == proc.pid  # stopped by PID: the PID recorded is the server's own
+    assert niced(["true"], 0) == ["true"]
+
