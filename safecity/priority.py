@@ -26,6 +26,7 @@ def lower_priority(nice: int) -> int:
 
 
 def niced(command: list[str], nice: int) -> list[str]:
-    """``command`` started at niceness ``nice`` (every thread of it, and the same PID: nice execs it)."""
-    return ["nice", "-n", str(nice), *command] if nice > 0 else command
-
+    """``command`` started at niceness ``nice``, or this process's if that is higher (every thread
+    of it, and the same PID: ``nice`` execs it)."""
+    step = nice - os.getpriority(os.PRIO_PROCESS, 0)  # nice -n adds to the niceness it starts at
+    return ["nice", "-n", str(step), *command] if step > 0 else command

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -51,13 +52,15 @@ def niceness(pid: int) -> int:
 def test_work_off_the_alarm_path_runs_at_a_lower_cpu_priority(pipeline, settings):
     """The metrics writer and InfluxDB (with its adapter) give way to the alarm path (safecity/priority.py)."""
     assert settings.background_nice == 10
+    base = niceness(os.getpid())  # what the session's processes start at (0, unless the tests run niced)
+    background = max(base, 10)
     for name in ("ingest", "worker", "alerter"):
-        assert niceness(pipeline[name].pid) == 0, name
-    assert niceness(pipeline["metrics"].pid) == 10
+        assert niceness(pipeline[name].pid) == base, name
+    assert niceness(pipeline["metrics"].pid) == background
     servers = {s.name: s.pid() for s in services.local_services(settings)}
-    assert niceness(servers["influxdb"]) == 10
-    assert niceness(servers["influx-v2-adapter"]) == 10
-    assert niceness(servers["kafka"]) == 0 and niceness(servers["mosquitto"]) == 0
+    assert niceness(servers["influxdb"]) == background
+    assert niceness(servers["influx-v2-adapter"]) == background
+    assert niceness(servers["kafka"]) == base and niceness(servers["mosquitto"]) == base
 
 
 def test_simulated_devices_reach_influxdb(pipeline, settings, uid):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -25,14 +26,15 @@ def niceness_of_thread_started_after(nice: int) -> list[int]:
 
 
 def test_lower_priority_reaches_the_threads_started_after_it():
-    assert niceness_of_thread_started_after(10) == [10, 10, 10]
+    expected = max(10, os.getpriority(os.PRIO_PROCESS, 0))  # 10, unless the tests themselves run niced further
+    assert niceness_of_thread_started_after(10) == [expected] * 3
 
 
 def test_lower_priority_never_raises_priority():
     out = subprocess.run(["nice", "-n", "15", sys.executable, "-c",
                           "from safecity.priority import lower_priority; print(lower_priority(10))"],
                          capture_output=True, text=True, check=True)
-    assert int(out.stdout) == 15
+    assert int(out.stdout) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 15)  # where nice -n 15 put it
 
 
 def test_a_niced_command_runs_at_that_niceness_under_the_same_pid():
@@ -40,7 +42,7 @@ def test_a_niced_command_runs_at_that_niceness_under_the_same_pid():
                             text=True)
     out, _ = proc.communicate(timeout=10)
     nice, pid = (int(x) for x in out.split())
-    assert nice == 7
+    assert nice == max(7, os.getpriority(os.PRIO_PROCESS, 0))
     assert pid == proc.pid  # stopped by PID: the PID recorded is the server's own
     assert niced(["true"], 0) == ["true"]
 
