@@ -29,8 +29,10 @@ EventId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 MAX_SNAPSHOT_BYTES = 512 * 1024
 
 
-class Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
-    """Base for every message: immutable, strict, compact on the wire."""
+class Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True, gc=False):
+    """Base for every message: immutable, strict, compact on the wire; plain data, never in a
+    reference cycle, so not tracked by the cyclic garbage collector (a worker keeps alerts in every
+    sensor's state: processors/rules/gas.py)."""
 
 
 # --------------------------------------------------------------------------- enums
