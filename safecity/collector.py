@@ -6,6 +6,9 @@ objects (each gas sensor's decoded state, the registry, Faust's own) and promote
 time, so it ran a full collection every 3-10 s, each walking all of them: logged in the worker at
 1,500 gas readings/s, 23 full collections of 30-75 ms in two minutes, every one finding nothing
 (``collected=0``), each holding the event loop while readings and alarms waited behind it.
+(Since then the gas states, and the messages, are data the collector does not track at all:
+``gc=False`` structs and tuples, processors/rules/gas.py; at 20,000 sensors a timed full
+collection went from 100-170 ms to 21-39 ms.)
 
 ``defer_full_collections`` leaves the young collections as they are (they are short and find most
 cyclic garbage) and keeps the automatic full ones from running; ``full_collection`` is then called
