@@ -134,6 +134,7 @@ class Service:
     run_dir: Path
     host: str
     port: int
+    nice: int = 0  # CPU priority it starts at: >0 for work off the alarm path (safecity/priority.py)
 
     @property
     def dir(self) -> Path:
@@ -189,8 +190,8 @@ class Service:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.prepare()
         log = open(self.logfile, "ab")
-        proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                cwd=self.dir, start_new_session=True, env=self.env())
+        proc = subprocess.Popen(niced(self.command(), self.nice), stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=self.dir, start_new_session=True, env=self.env())
         log.close()
         self.pidfile.write_text(str(proc.pid))
         try:
@@ -378,7 +379,6 @@ def _kafka_metadata_ok(host: str, port: int) -> bool:
 class InfluxDB(Service):
     rpc_port: int = 8088
     database: str = "safecity"
-    nice: int = 0  # CPU priority: metrics wait, alarms do not (safecity/priority.py)
 
     def installed(self) -> str | None:
         return None if shutil.which("influxd") else "influxdb"
@@ -401,7 +401,7 @@ class InfluxDB(Service):
         )
 
     def command(self) -> list[str]:
-        return niced([shutil.which("influxd") or "influxd", "-config", str(self.dir / "influxdb.conf")], self.nice)
+        return [shutil.which("influxd") or "influxd", "-config", str(self.dir / "influxdb.conf")]
 
     def ready(self) -> bool:
         return http_ok(f"http://{self.host}:{self.port}/ping")
@@ -414,7 +414,6 @@ class InfluxDB(Service):
 @dataclass
 class InfluxV2Adapter(Service):
     upstream: str = "http://127.0.0.1:8086"
-    nice: int = 0
 
     def installed(self) -> str | None:
         return None
@@ -423,8 +422,8 @@ class InfluxV2Adapter(Service):
         pass
 
     def command(self) -> list[str]:
-        return niced([sys.executable, "-m", "deploy.influx_v2_adapter", "--listen", f"{self.host}:{self.port}",
-                      "--upstream", self.upstream], self.nice)
+        return [sys.executable, "-m", "deploy.influx_v2_adapter", "--listen", f"{self.host}:{self.port}",
+                "--upstream", self.upstream]
 
     def env(self) -> dict[str, str]:
         root = str(DEPLOY_DIR.parent)

@@ -17,12 +17,11 @@ def lower_priority(nice: int) -> int:
     """Raise the calling thread's niceness to ``nice`` (never lower it); the threads it starts later
     inherit it, so call this first thing in a process. Returns the niceness it runs at."""
     try:
-        now = os.getpriority(os.PRIO_PROCESS, 0)
-        if nice > now:
+        if nice > os.getpriority(os.PRIO_PROCESS, 0):
             os.setpriority(os.PRIO_PROCESS, 0, nice)
-        return os.getpriority(os.PRIO_PROCESS, 0)
-    except OSError:  # not permitted here: the normal priority
-        return os.getpriority(os.PRIO_PROCESS, 0)
+    except OSError:  # not permitted here: the priority it had
+        pass
+    return os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def niced(command: list[str], nice: int) -> list[str]:
