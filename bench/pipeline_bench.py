@@ -380,6 +380,7 @@ class KafkaStamps(TopicFollower):
     def __init__(self, settings: Settings, prefix: str) -> None:
         self.prefix, self.level1 = prefix.encode(), b"gas-level-1:" + prefix.encode()
         self.reading: dict[str, float] = {}  # sensor -> its latest reading's timestamp (the raising one)
+        self.fetched: dict[str, float] = {}  # sensor -> when this consumer had that reading (wall clock)
         self.alert: dict[str, float] = {}  # sensor -> its first gas-level-1 alert's timestamp
         self.plain: list[float] = []  # ingest's send -> this consumer has it, for each of the probe's readings
         super().__init__(settings)
@@ -390,15 +391,19 @@ class KafkaStamps(TopicFollower):
             for r in records:
                 key = r.key or b""
                 if tp.topic == raw and key.startswith(self.prefix):
-                    self.reading[key.decode()] = r.timestamp / 1000
-                    self.plain.append(time.time() - r.timestamp / 1000)
+                    now = time.time()
+                    self.reading[key.decode()], self.fetched[key.decode()] = r.timestamp / 1000, now
+                    self.plain.append(now - r.timestamp / 1000)
                 elif tp.topic == alerts and key.startswith(self.level1):
                     self.alert.setdefault(key.decode().split(":", 1)[1], r.timestamp / 1000)
 
     def rows(self, walls: dict[str, tuple[float, float]]) -> list[dict]:
-        """Per alarm: when it was published (wall clock) and its three stages, in seconds."""
+        """Per alarm: when it was published (wall clock) and its three stages, in seconds; and when a
+        plain consumer had the raising reading (``plain``: the part of the worker's stage before any
+        consumer could have had it)."""
         return [{"sensor": sensor, "published": published, "ingest": self.reading[sensor] - published,
-                 "worker": self.alert[sensor] - self.reading[sensor], "alert service": arrived - self.alert[sensor]}
+                 "worker": self.alert[sensor] - self.reading[sensor], "alert service": arrived - self.alert[sensor],
+                 "plain": self.fetched[sensor] - self.reading[sensor]}
                 for sensor, (published, arrived) in sorted(walls.items(), key=lambda kv: kv[1][0])
                 if sensor in self.reading and sensor in self.alert]
 
@@ -529,6 +534,8 @@ def main() -> None:
     parser.add_argument("--alarms", type=int, default=200, help=f"alarms (and hits) per latency run, one every {PROBE_EVERY_S} s")
     parser.add_argument("--parts", default="rates,latency,rebalance,plates,scaling,memory",
                         help="what to measure (comma-separated)")
+    parser.add_argument("--half", type=float, metavar="RATE", help="the rate of the latency and rebalance runs, "
+                        "without the rising rates unless --parts has them too (default: half the sustained rate)")
     parser.add_argument("--checkpoints", type=int, default=500)
     parser.add_argument("--watchlist", type=int, default=1_000_000, help="vehicle entries on the list")
     parser.add_argument("--plate-rates", default="500,1000,2000,3000")
@@ -587,7 +594,8 @@ def main() -> None:
 
         parts = set(args.parts.split(","))
         if parts & {"rates", "latency", "rebalance"}:
-            half = gas_rates(bench, args, ceilings) / 2
+            sustained = gas_rates(bench, args, ceilings) if "rates" in parts or not args.half else 0.0
+            half = args.half or sustained / 2
             if "latency" in parts:
                 timed_under_load(bench, args, "gas", half, 900, lambda r: [
                     "latency", settings.mqtt.port, args.alarms, PROBE_EVERY_S, alarm_prefixes[r]], "gas alert latency",
