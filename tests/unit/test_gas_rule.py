@@ -327,3 +327,18 @@ def test_a_sensors_state_is_nothing_the_cyclic_garbage_collector_walks():
         parts = [decoded, decoded.recent, decoded.ror_window, decoded.levels, decoded.offline_events,
                  *decoded.recent, *decoded.ror_window, *decoded.levels.values()]
         assert [p for p in parts if gc.is_tracked(p)] == []
+
+
+def test_a_sensors_stored_state_leaves_out_what_is_at_its_default_and_old_records_still_decode():
+    """One changelog record per reading: a quiet sensor's state without its nulls and zeros, and a
+    state stored with every field (before) decodes to the same state."""
+    quiet, _ = run(every(10, [2, 3, 2.5]))
+    stored = msgspec.json.encode(quiet)
+    assert b"null" not in stored and b"firing_since" not in stored and b"offline_notified" not in stored
+    full = msgspec.json.encode(msgspec.structs.asdict(quiet) | {
+        "levels": {name: msgspec.structs.asdict(level) for name, level in quiet.levels.items()}})
+    assert b'"firing_since":null' in full and len(stored) < 0.7 * len(full)
+    for raw in (stored, full):
+        assert msgspec.json.decode(raw, type=GasState) == quiet
+    firing, _ = run(every(10, [2, 30, 31, 40, 55, 60]))
+    assert msgspec.json.decode(msgspec.json.encode(firing), type=GasState) == firing
