@@ -281,6 +281,7 @@ class Kafka(Service):
     libs: Path = Path(".")
     heap: str = "768m"
     partitions: int = 4
+    cleaner_mb_s: float = 0.0  # log.cleaner.io.max.bytes.per.second in MB/s; 0: Kafka's default (unpaced)
     startup_timeout: float = 120.0
     sasl_port: int | None = None  # a SASL/SCRAM listener (OPERATOR) beside the plaintext one
     scram_users: dict[str, str] = field(default_factory=dict)  # user -> password, SCRAM-SHA-512
@@ -316,6 +317,7 @@ class Kafka(Service):
             "group.initial.rebalance.delay.ms=0\nauto.create.topics.enable=false\n"
             "message.max.bytes=2097152\nreplica.fetch.max.bytes=2097152\n"
             "log.retention.hours=168\nlog.segment.bytes=134217728\n"
+            + (f"log.cleaner.io.max.bytes.per.second={self.cleaner_mb_s * 1e6:.0f}\n" if self.cleaner_mb_s else "")
         )
         (self.dir / "log4j.properties").write_text(
             "log4j.rootLogger=WARN, stdout\n"
@@ -517,7 +519,8 @@ def local_services(settings: Settings) -> list[Service]:
         Mosquitto("mosquitto", run_dir, settings.mqtt.host, settings.mqtt.port,
                   max_inflight=settings.mqtt.max_inflight),
         Kafka("kafka", run_dir, kafka_host, int(kafka_port), controller_port=svc.kafka_controller_port,
-              libs=svc.kafka_libs, heap=svc.kafka_heap, partitions=settings.kafka.partitions),
+              libs=svc.kafka_libs, heap=svc.kafka_heap, partitions=settings.kafka.partitions,
+              cleaner_mb_s=svc.kafka_cleaner_mb_s),
         InfluxDB("influxdb", run_dir, "127.0.0.1", svc.influxdb_port, rpc_port=svc.influxdb_rpc_port,
                  database=influx_bucket, nice=settings.background_nice),
         InfluxV2Adapter("influx-v2-adapter", run_dir, adapter.hostname or "127.0.0.1", adapter.port or 8087,

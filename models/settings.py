@@ -192,6 +192,8 @@ class LocalServices(_Section):
     kafka_libs: Path = Field(Path.home() / ".cache" / "safecity" / "kafka-3.9.1",
                              description="where the Kafka broker jars are fetched to")
     kafka_heap: str = Field("768m", pattern=r"^\d+[mg]$", description="Kafka broker JVM heap")
+    kafka_cleaner_mb_s: float = Field(16.0, ge=0, description="the broker's log cleaner paced to this many MB/s "
+                                      "read and written (compacting the tables' changelogs), 0: unpaced")
 
 
 class PrivacySettings(_Section):

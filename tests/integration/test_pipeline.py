@@ -63,6 +63,27 @@ def test_work_off_the_alarm_path_runs_at_a_lower_cpu_priority(pipeline, settings
     assert niceness(servers["kafka"]) == base and niceness(servers["mosquitto"]) == base
 
 
+def test_the_brokers_log_cleaner_is_paced(stack, settings):
+    """The local broker compacts the changelogs at SAFECITY_SERVICES__KAFKA_CLEANER_MB_S (as it
+    reports its own configuration), not flat out for seconds after every segment roll."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    async def broker_config() -> dict[str, str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+        await admin.start()
+        try:
+            (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")])
+        finally:
+            await admin.close()
+        (resource,) = response.resources
+        return {entry[0]: entry[1] for entry in resource[4]}
+
+    assert settings.services.kafka_cleaner_mb_s > 0
+    paced = asyncio.run(broker_config())["log.cleaner.io.max.bytes.per.second"]
+    assert float(paced) == settings.services.kafka_cleaner_mb_s * 1e6
+
+
 def test_simulated_devices_reach_influxdb(pipeline, settings, uid):
     import random
 

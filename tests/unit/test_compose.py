@@ -143,6 +143,13 @@ def test_kafka_keeps_its_logs_on_its_volume(config):
     assert log_dirs and all(any(d == m or d.startswith(m + "/") for m in mounted) for d in log_dirs)
 
 
+def test_kafka_paces_its_log_cleaner_as_the_local_broker_does(config):
+    from models.settings import LocalServices
+
+    paced = config["services"]["kafka"]["environment"]["KAFKA_LOG_CLEANER_IO_MAX_BYTES_PER_SECOND"]
+    assert int(paced) == LocalServices().kafka_cleaner_mb_s * 1e6 > 0
+
+
 def test_the_image_installs_the_pinned_lock_and_runs_unprivileged():
     dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
     assert "pip install --no-deps -r deploy/requirements.lock" in dockerfile
