@@ -32,7 +32,7 @@ class StructTable(Generic[S]):
 
     With ``cached``, the structs read and written are also kept decoded in memory (at most
     ``CACHE_MAX``), so a key's next event skips the store read (RocksDB) and the decoding: for rules
-    that never change their input state (the gas rules start from a copy, ``rules/state.fresh``).
+    that never change their input state (each gas rule step starts from a copy, ``rules/gas._own``).
     The cache is dropped whenever partitions move, since recovery writes to the store directly."""
 
     CACHE_MAX = 200_000

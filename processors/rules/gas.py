@@ -34,7 +34,6 @@ import msgspec
 
 from models import alerts as alert_types
 from models.schemas import Alert, AlertState, GasReading, GasType
-from processors.rules.state import fresh
 
 
 @dataclass(frozen=True)
@@ -129,6 +128,18 @@ class GasState(msgspec.Struct, gc=False, omit_defaults=True):
     battery_low_since: datetime | None = None
 
 
+def _own(state: GasState) -> GasState:
+    """A copy of ``state`` the rules may change: a new struct that shares the parts no rule changes
+    in place (datetimes, numbers, tuples, the alerts in ``recent``: the rules replace those) and has
+    its own ``levels``, the one field they change in place (a ``Level`` per alarm level, counted up
+    reading by reading). Every step starts from it, so a rule never changes its input (the tests
+    hold each step's input unchanged). A JSON round trip (``rules/state.fresh``) did the same in
+    4.6 µs for a state mid-alarm, against 0.44 µs: it was 15 % of the gas agent's time in py-spy at
+    3,500 readings/s."""
+    return msgspec.structs.replace(state, levels={name: msgspec.structs.replace(level)
+                                                  for name, level in state.levels.items()})
+
+
 @dataclass(frozen=True)
 class _Emit:
     sensor: str
@@ -184,7 +195,7 @@ def step(state: GasState, reading: GasReading, cfg: GasConfig) -> tuple[GasState
     t = reading.measured_at
     if replayed(state, reading):
         return state, [a for a in state.recent if a.at == t]
-    s = fresh(state)
+    s = _own(state)
     out: list[Alert] = []
     emit = _Emit(reading.sensor_id, t, out)
     s.last_seen, s.last_seq = t, reading.seq
@@ -261,8 +272,8 @@ def _levels(s: GasState, t: datetime, v: float, cfg: GasConfig, emit: _Emit) -> 
 
 def _rate_of_rise(s: GasState, t: datetime, v: float, cfg: GasConfig, emit: _Emit) -> None:
     horizon = t - timedelta(seconds=cfg.ror_window_s)
-    s.ror_window = (*((wt, wv) for wt, wv in s.ror_window if wt >= horizon), (t, v))
-    rise = v - min(wv for _, wv in s.ror_window)
+    s.ror_window = (*(sample for sample in s.ror_window if sample[0] >= horizon), (t, v))
+    rise = v - min(sample[1] for sample in s.ror_window)
     level1 = s.levels.get("gas-level-1")
     if s.ror_since is None:
         if rise >= cfg.ror_rise_lel and v < cfg.level1_lel and (level1 is None or level1.firing_since is None):
@@ -349,7 +360,7 @@ def silence(state: GasState, sensor: str, now: datetime, cfg: GasConfig) -> tupl
     at = silent_at(state, cfg)
     if at is None or now < at:
         return state, []
-    s = fresh(state)
+    s = _own(state)
     out: list[Alert] = []
     _go_offline(s, at, "silent", cfg, _Emit(sensor, at, out))
     return s, out
@@ -360,7 +371,7 @@ def status(state: GasState, sensor: str, online: bool, at: datetime, cfg: GasCon
     ``online`` clears nothing by itself (the next good reading does)."""
     if online:
         return state, []
-    s = fresh(state)
+    s = _own(state)
     out: list[Alert] = []
     _go_offline(s, at, "last-will", cfg, _Emit(sensor, at, out))
     return s, out

@@ -258,6 +258,28 @@ def test_step_does_not_mutate_its_input():
     assert msgspec.json.encode(state) == before
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.floats(min_value=0.1, max_value=120), st.floats(min_value=0, max_value=400),
+                          st.sampled_from(["combustible", "combustible", "co", "silence", "offline"]),
+                          st.sampled_from([None, 5, 50])), max_size=60))
+def test_no_step_changes_its_input(events):
+    """The rules start from a copy that shares what they never change in place (gas._own): whatever
+    a series does (levels held, fired and cleared, CO dose, faults, battery, offline), each step's
+    input is left as it was."""
+    state, t = GasState(), 0.0
+    for gap, value, what, battery in events:
+        t += gap
+        before = msgspec.json.encode(state)
+        if what == "silence":
+            new, _ = gas.silence(state, "gas-001", f.at(t + 600), CFG)
+        elif what == "offline":
+            new, _ = gas.status(state, "gas-001", False, f.at(t), CFG)
+        else:
+            new, _ = gas.step(state, reading(min(value, 100) if what == "combustible" else value, t, what, battery), CFG)
+        assert msgspec.json.encode(state) == before
+        state = new
+
+
 def test_a_replayed_reading_is_not_counted_twice():
     """At least once: a reading applied by a worker that died before committing its offset comes
     again. One reading above the level, seen twice, is still one reading: no alarm."""
