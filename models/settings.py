@@ -112,7 +112,7 @@ class WorkerSettings(_Section):
     store_wal: bool = Field(False, description="RocksDB's write-ahead log for the table store (off: the changelog "
                             "topic is the durable copy; a crash re-reads more of it)")
     record_stats: bool = Field(False, description="feed Faust's monitor every record, stream event and table "
-                               "access (the Faust web's /stats; off: it sees only commits and rebalances)")
+                               "access (the Faust web's /stats; off: only commits, sends and rebalances)")
     full_gc_every_s: float = Field(300.0, ge=0, le=86400, description="full garbage collection interval (0: "
                                    "CPython's automatic ones, which held the loop every few seconds)")
     data_dir: Path = Field(Path(".run/worker"), description="Faust data directory (one per worker process: "

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from faust.sensors import Monitor
 
 from deploy.kafka_topics import ensure_topics, faust_credentials
 from models.settings import Settings
@@ -39,6 +40,37 @@ COMMIT_STALL_S = 60.0  # behind and no commit for this long fails the health che
 CHANGELOG_FLUSH_S = 0.1  # batched changelog records wait at most about this (and are sent before any commit)
 
 
+class RecordsUncounted(Monitor):
+    """Faust's monitor without its counters per record, stream event and table access (they feed the
+    Faust web's ``/stats``, which the worker serves only with ``SAFECITY_WORKER__WEB_PORT``): about 7 %
+    of the worker's event loop in py-spy at 3,500 gas readings/s. Commits, sends and rebalances are
+    still counted as Faust's monitor counts them, and each partition's last event time is kept: Faust's
+    consumer tells from it a stream that stopped moving (without it, Faust logs every partition with
+    events not yet committed as a stream that never started). ``SAFECITY_WORKER__RECORD_STATS``: Faust's own."""
+
+    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
+        self.stream_inbound_time[tp] = time.monotonic()  # Faust's check that each stream moves reads it
+        return None
+
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+        pass
+
+    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
+        pass
+
+    def on_table_get(self, table: Any, key: Any) -> None:
+        pass
+
+    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
+        pass
+
+    def on_table_del(self, table: Any, key: Any) -> None:
+        pass
+
+
 class SafeCityApp(faust.App):
     """A Faust app that owns its outputs (the metric sink) and closes them on stop, and sends its
     tables' batched changelog records (processors/changelog.py) before every producer flush."""
@@ -46,17 +78,6 @@ class SafeCityApp(faust.App):
     outputs: dict[str, Any]
     changelogs: ChangelogBatches
     output_factories: dict[str, Callable[[], Any]]
-    record_stats = False  # SAFECITY_WORKER__RECORD_STATS
-
-    def on_init_dependencies(self) -> Any:
-        """Faust's monitor counts every record, stream event, table access and send (for the Faust
-        web's ``/stats``): about 7 % of the worker's event loop in py-spy at 3,500 gas readings/s.
-        Unless ``record_stats``, it is not registered as a sensor, so nothing feeds it per record
-        (Faust's consumer still tells it its commits and end offsets directly)."""
-        deps = super().on_init_dependencies()
-        if not self.record_stats:
-            self.sensors.remove(self.monitor)
-        return deps
 
     def output(self, name: str) -> Any:
         if name not in self.outputs:
@@ -128,12 +149,12 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
         web_port=w.web_port or 6066,
         web_host="127.0.0.1",
         broker_credentials=faust_credentials(k),  # SASL / TLS as the other clients
+        Monitor=Monitor if w.record_stats else RecordsUncounted,
     )
     if w.store_wal:
         store_with_wal()
     else:
         store_without_wal()  # the changelog is the durable copy (processors/changelog.py)
-    app.record_stats = w.record_stats
     app.outputs = {}
     app.changelogs = ChangelogBatches(app)
     app.output_factories = outputs if outputs is not None else _default_outputs(app)
