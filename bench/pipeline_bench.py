@@ -48,6 +48,7 @@ import json
 import math
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -301,6 +302,7 @@ def in_influxdb(settings: Settings, load: Load, start: datetime, end: datetime) 
 
 class Point(msgspec.Struct):
     measurement: str
+    tags: dict[str, str] = {}
 
 
 class TopicFollower:
@@ -342,28 +344,54 @@ class MetricRecords(TopicFollower):
     """The worker's metric points (one ``gas`` point per processed reading, one ``plate_reads`` point
     per processed plate read: the worker's output) as they arrive: their count is what the worker has
     processed, gaps in their arrival times are processing pauses (the worker sends its points at least
-    every 0.2 s)."""
+    every 0.2 s). Gas points are also told apart by the readings topic's partition of their sensor
+    (Kafka's default partitioner, as ingest keys readings by sensor): while one worker restores a
+    partition's state, the other workers' partitions go on, and only the partition's own gap shows it."""
 
     topic_names = (topics.KAFKA_METRICS,)
 
     def __init__(self, settings: Settings) -> None:
         self.times: dict[str, list[float]] = {"gas": [], "plate_reads": []}
         self.points: dict[str, int] = dict.fromkeys(self.times, 0)
+        self.partitions = settings.kafka.partitions
+        self.partition_of: dict[str, int] = {}
+        self.partition_times: dict[int, list[float]] = {p: [] for p in range(self.partitions)}
         self.decode = msgspec.json.Decoder(list[Point]).decode
         super().__init__(settings)
+
+    def _partition(self, sensor: str) -> int:
+        from aiokafka.partitioner import murmur2
+
+        p = self.partition_of.get(sensor)
+        if p is None:
+            p = self.partition_of[sensor] = (murmur2(sensor.encode()) & 0x7FFFFFFF) % self.partitions
+        return p
 
     def on_batch(self, batch: dict) -> None:
         now = time.monotonic()
         for records in batch.values():
             for r in records:
+                points = self.decode(r.value)
                 for measurement in self.times:
-                    n = sum(p.measurement == measurement for p in self.decode(r.value))
+                    n = sum(p.measurement == measurement for p in points)
                     if n:
                         self.points[measurement] += n
                         self.times[measurement].append(now)
+                seen = {self._partition(p.tags["sensor_id"]) for p in points
+                        if p.measurement == "gas" and "sensor_id" in p.tags}
+                for partition in seen:
+                    self.partition_times[partition].append(now)
 
     def longest_gap(self, since: float, until: float, measurement: str = "gas") -> float:
-        ts = [since] + [t for t in self.times[measurement] if since <= t <= until] + [until]
+        return self._gap(self.times[measurement], since, until)
+
+    def longest_partition_gap(self, since: float, until: float) -> float:
+        """The longest time any one partition of the gas readings went without a processed reading."""
+        return max(self._gap(ts, since, until) for ts in self.partition_times.values())
+
+    @staticmethod
+    def _gap(times: list[float], since: float, until: float) -> float:
+        ts = [since] + [t for t in times if since <= t <= until] + [until]
         return max(b - a for a, b in zip(ts, ts[1:]))
 
 
@@ -687,27 +715,39 @@ def timed_under_load(bench: Bench, args: argparse.Namespace, kind: str, rate: fl
               flush=True)
 
 
+RESTORED = "[^---Recovery]: Worker ready"  # a worker's line once its partitions' state is restored
+
+
 def rebalance(bench: Bench, run_dir: Path, args: argparse.Namespace, half: float) -> None:
     """A second worker joins, then leaves, while the generator offers ``half`` readings/s."""
     settings, env, records = bench.settings, bench.env, bench.records
-    joins, leaves = [], []
+    joins, leaves, part_joins, part_leaves = [], [], [], []
     for r in range(args.repeat):
-        gen = child("generate", "gas", settings.mqtt.port, half, 75, 0, args.sensors, 700 + r)
+        gen = child("generate", "gas", settings.mqtt.port, half, 300, 0, args.sensors, 700 + r)  # stopped below
         time.sleep(10)
-        second = PipelineProcess(["worker"], env | {
-            "SAFECITY_WORKER__DATA_DIR": str(run_dir / f"worker-2-{r}")},
-            run_dir / f"worker-2-{r}.log", READY["worker"])
+        log = run_dir / f"worker-2-{r}.log"
+        second = PipelineProcess(["worker"], env | {"SAFECITY_WORKER__DATA_DIR": str(run_dir / f"worker-2-{r}")},
+                                 log, READY["worker"])
         joined = time.monotonic()
         second.start(120)
-        time.sleep(max(0.0, joined + 30 - time.monotonic()))
+        # until the new worker has restored its partitions' state (it then processes them), and 5 s more
+        while RESTORED not in log.read_text(errors="replace") and time.monotonic() < joined + 200:
+            time.sleep(0.5)
+        time.sleep(max(5.0, joined + 30 - time.monotonic()))
         joins.append(records.longest_gap(joined, time.monotonic()))
+        part_joins.append(records.longest_partition_gap(joined, time.monotonic()))
         left = time.monotonic()
         second.stop()
         time.sleep(max(0.0, left + 25 - time.monotonic()))
         leaves.append(records.longest_gap(left, time.monotonic()))
-        result_of(gen)
+        part_leaves.append(records.longest_partition_gap(left, time.monotonic()))
+        os.killpg(gen.pid, signal.SIGTERM)
+        gen.wait(30)
     print(f"\nrebalance at {half:,.0f} readings/s, longest time without a processed reading, s: "
           f"worker joins {spread(joins, '{:.1f}')}; worker leaves {spread(leaves, '{:.1f}')}")
+    print(f"  the same for any one partition of the readings (those that moved wait for their new owner's "
+          f"restore): worker joins {spread(part_joins, '{:.1f}')}; worker leaves {spread(part_leaves, '{:.1f}')}",
+          flush=True)
 
 
 def scaling(bench: Bench, run_dir: Path, args: argparse.Namespace) -> None:

@@ -24,6 +24,14 @@ from safecity.registry import RegistryFile
 
 logger = logging.getLogger(__name__)
 STAGE = "processor"
+#: The tables' changelog topics (compacted, as Faust makes them) roll a segment every 4 MiB instead of
+#: the broker's 128, and are cleaned once a fifth of them is superseded records (Kafka's default: half).
+#: Compaction never touches the segment being written, so a worker that takes over a partition without
+#: its state (a new worker joining) reads all of that back before the partition's events go on. In the
+#: pipeline benchmark at 3,250 readings/s a moved partition waited 36 s (5.7-49.6) with 128 MiB, 9.7 s
+#: with 8 MiB, 5.2 s (3.9-7.3) with this; Kafka's CPU per reading went from about 0.03 to 0.04 ms.
+#: Applies when Faust creates the topic (an existing one keeps its settings until altered).
+CHANGELOG_TOPIC_CONFIG = {"segment.bytes": str(4 * 1024 * 1024), "min.cleanable.dirty.ratio": "0.2"}
 S = TypeVar("S")
 
 
@@ -120,7 +128,8 @@ class Context:
         return self.settings.worker.changelog_batches
 
     def table(self, name: str) -> faust.Table:
-        kwargs = {"key_type": bytes, "value_type": bytes, "partitions": self.settings.kafka.partitions}
+        kwargs = {"key_type": bytes, "value_type": bytes, "partitions": self.settings.kafka.partitions,
+                  "extra_topic_configs": CHANGELOG_TOPIC_CONFIG}
         if self.batched:  # changelog records sent in batches per partition (processors/changelog.py)
             return self.app.changelogs.table(name, **kwargs)
         return self.app.Table(name, **kwargs)

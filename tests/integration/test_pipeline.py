@@ -92,6 +92,33 @@ def test_the_brokers_log_cleaner_is_paced(stack, settings):
     assert float(paced) == settings.services.kafka_cleaner_mb_s * 1e6
 
 
+def test_the_tables_changelogs_roll_small_segments(pipeline, settings):
+    """Each table's changelog (made by the worker, through Faust) rolls a segment every 4 MiB and is
+    cleaned once a fifth of it is superseded, so a worker taking over a partition reads back little
+    besides the compacted states."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from processors.context import CHANGELOG_TOPIC_CONFIG
+
+    changelog = f"{settings.worker.app_id}-gas-state-changelog"
+
+    async def topic_config() -> dict[str, str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+        await admin.start()
+        try:
+            (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, changelog)])
+        finally:
+            await admin.close()
+        (resource,) = response.resources
+        return {entry[0]: entry[1] for entry in resource[4]}
+
+    config = asyncio.run(topic_config())
+    assert config["segment.bytes"] == CHANGELOG_TOPIC_CONFIG["segment.bytes"] == str(4 * 1024 * 1024)
+    assert float(config["min.cleanable.dirty.ratio"]) == 0.2
+    assert config["cleanup.policy"] == "compact"
+
+
 def test_simulated_devices_reach_influxdb(pipeline, settings, uid):
     import random
 
