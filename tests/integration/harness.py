@@ -18,7 +18,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from deploy.processes import PipelineProcess as Process  # noqa: F401 - the tests' name for it
-from models.settings import Settings
+from models.settings import KafkaSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -194,6 +194,27 @@ def kafka_all(settings: Settings, topic: str, where: Callable[[bytes, bytes], bo
     if len(found) < count:
         raise AssertionError(f"{len(found)} of {count} records on {topic}")
     return found[:count]
+
+
+def kafka_config(kafka: KafkaSettings, kind: str, name: str) -> dict[str, str]:
+    """The configuration the broker reports for a resource: ``kind`` "broker" (``name`` its id) or
+    "topic"; connected as every client of the project is (``client_args``: brokers and security)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    from deploy.kafka_topics import client_args
+
+    async def run() -> dict[str, str]:
+        admin = AIOKafkaAdminClient(**client_args(kafka))
+        await admin.start()
+        try:
+            (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType[kind.upper()], name)])
+        finally:
+            await admin.close()
+        (resource,) = response.resources
+        return {entry[0]: entry[1] for entry in resource[4]}
+
+    return asyncio.run(run())
 
 
 def settled(settings: Settings, group: str, topic: str, timeout: float = 60) -> None:

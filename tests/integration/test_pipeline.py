@@ -16,7 +16,7 @@ from devices.simulators import CheckpointSim, GasSensorSim, HotelSim
 from models import schemas, topics
 from models.schemas import GasReading, GasType, GasUnit
 from models.topics import DeviceKind, MessageKind
-from tests.integration.harness import MqttProbe, at, influx_query, kafka_records, poll
+from tests.integration.harness import MqttProbe, at, influx_query, kafka_config, kafka_records, poll
 
 pytestmark = pytest.mark.integration
 
@@ -74,21 +74,8 @@ def test_the_worker_still_answers_for_rebalances_without_counting_records(pipeli
 def test_the_brokers_log_cleaner_is_paced(stack, settings):
     """The local broker compacts the changelogs at SAFECITY_SERVICES__KAFKA_CLEANER_MB_S (as it
     reports its own configuration), not flat out for seconds after every segment roll."""
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
-    async def broker_config() -> dict[str, str]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-        await admin.start()
-        try:
-            (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.BROKER, "1")])
-        finally:
-            await admin.close()
-        (resource,) = response.resources
-        return {entry[0]: entry[1] for entry in resource[4]}
-
     assert settings.services.kafka_cleaner_mb_s > 0
-    paced = asyncio.run(broker_config())["log.cleaner.io.max.bytes.per.second"]
+    paced = kafka_config(settings.kafka, "broker", "1")["log.cleaner.io.max.bytes.per.second"]
     assert float(paced) == settings.services.kafka_cleaner_mb_s * 1e6
 
 
@@ -96,24 +83,9 @@ def test_the_tables_changelogs_roll_small_segments(pipeline, settings):
     """Each table's changelog (made by the worker, through Faust) rolls a segment every 4 MiB and is
     cleaned once a fifth of it is superseded, so a worker taking over a partition reads back little
     besides the compacted states."""
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-
     from processors.context import CHANGELOG_TOPIC_CONFIG
 
-    changelog = f"{settings.worker.app_id}-gas-state-changelog"
-
-    async def topic_config() -> dict[str, str]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-        await admin.start()
-        try:
-            (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, changelog)])
-        finally:
-            await admin.close()
-        (resource,) = response.resources
-        return {entry[0]: entry[1] for entry in resource[4]}
-
-    config = asyncio.run(topic_config())
+    config = kafka_config(settings.kafka, "topic", f"{settings.worker.app_id}-gas-state-changelog")
     assert config["segment.bytes"] == CHANGELOG_TOPIC_CONFIG["segment.bytes"] == str(4 * 1024 * 1024)
     assert float(config["min.cleanable.dirty.ratio"]) == 0.2
     assert config["cleanup.policy"] == "compact"
