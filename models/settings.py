@@ -117,6 +117,8 @@ class WorkerSettings(_Section):
                                    "CPython's automatic ones, which held the loop every few seconds)")
     data_dir: Path = Field(Path(".run/worker"), description="Faust data directory (one per worker process: "
                                                              "its tables' local store lives there)")
+    warm_start: bool = Field(True, description="read the tables' changelogs into the local store before joining "
+                             "the group, so partitions taken over wait only for what changed since (rocksdb)")
     store: Literal["rocksdb://", "memory://"] = Field(
         "rocksdb://", description="table store: rocksdb (on disk: a restart reads only the changelog's tail) "
                                   "or memory (rebuilt from the whole changelog on every start)")

@@ -25,7 +25,7 @@ from deploy.kafka_topics import ensure_topics, faust_credentials
 from models.settings import Settings
 from models import topics
 from models.topics import MessageKind
-from processors import faust_fixes
+from processors import faust_fixes, warm_start
 from processors.agents import cameras, checkpoints, core, gas, hotels, watchlists
 from processors.changelog import ChangelogBatches, store_with_wal, store_without_wal
 from processors.context import Context
@@ -237,5 +237,13 @@ def run_worker(settings: Settings) -> None:
     if settings.worker.full_gc_every_s:
         collector.defer_full_collections()  # they held the loop every few seconds (safecity/collector.py)
     app = create_app(settings)
+    if settings.worker.warm_start:  # before joining: partitions taken over wait only for the tail
+        read, took = warm_start.before_joining(app, settings.kafka)
+
+        @app.task
+        async def warm_start_done() -> None:
+            logger.info("warm start: %d changelog records read into the table stores in %.1fs, before joining "
+                        "the group", read, took)
+    collector.setup_done()  # long-lived from here: no full collection walks it again
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True)
     worker.execute_from_commandline()

@@ -13,7 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from processors import changelog
+from processors import changelog, warm_start
 from processors.app import SafeCityApp
 from processors.changelog import ChangelogBatches
 
@@ -126,3 +126,81 @@ def test_an_offset_is_committed_only_once_its_changelog_records_are_in_kafka(sta
     assert count < n, count  # a key changed more than once between flushes is sent once
     assert all(offset is not None and offset >= 0 for offset in more["persisted"].values()), more
     assert recovered == expected
+
+
+def test_a_starting_worker_reads_the_changelogs_before_it_joins(stack, settings, tmp_path):
+    """processors/warm_start.py: the store holds every key's latest value and the offset of the last
+    record read before the app starts; Faust's recovery then has nothing left to read, and a second
+    start reads only what was written since."""
+    bootstrap = settings.kafka.bootstrap
+    name = f"it-warm-{uuid.uuid4().hex[:6]}"
+    keys = 30
+
+    async def produce(n: int, first: int) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for i in range(first, first + n):
+                await producer.send(name, f"v{i}".encode(), key=f"k{i % keys}".encode())
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    async def run_until(app, table, expected: dict) -> dict:
+        await app.start()
+        try:
+            deadline, seen = time.monotonic() + 60, {}
+            while seen != expected and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                seen = dict(table.data.items())
+            return seen
+        finally:
+            await app.stop()
+
+    async def scenario() -> dict:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
+        await admin.close()
+        out: dict = {}
+        await produce(300, 0)
+        first = {f"k{i % keys}".encode(): f"v{i}".encode() for i in range(300)}
+        app, table, _ = _app(name, bootstrap, tmp_path / "one")
+        out["one"] = await run_until(app, table, first)
+        changelog_topic = table.changelog_topic.get_topic_name()
+        latest, _ = await _changelog(bootstrap, changelog_topic)
+
+        fresh, fresh_table, _ = _app(name, bootstrap, tmp_path / "two")  # a new worker of the app, not started
+        out["read"] = await warm_start.read_changelogs(warm_start.table_stores(fresh), settings.kafka)
+        store = fresh_table.data
+        out["stored"] = {}
+        out["persisted"] = {}
+        for p in range(PARTITIONS):
+            db = store.rocksdb_options.open(store.partition_path(p))
+            out["stored"].update({k: v for k, v in db.items() if k != store.offset_key})
+            out["persisted"][p] = int(db.get(store.offset_key) or -1)
+            db.close()
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await consumer.start()
+        tps = [TopicPartition(changelog_topic, p) for p in range(PARTITIONS)]
+        out["ends"] = {tp.partition: end for tp, end in (await consumer.end_offsets(tps)).items()}
+        await consumer.stop()
+        out["latest"] = latest
+        out["again"] = await warm_start.read_changelogs(warm_start.table_stores(fresh), settings.kafka)
+
+        await produce(60, 300)  # changes after the first warm start: the next one reads only those
+        app, table, _ = _app(name, bootstrap, tmp_path / "one")
+        second = {**first, **{f"k{i % keys}".encode(): f"v{i}".encode() for i in range(300, 360)}}
+        out["two"] = await run_until(app, table, second)
+        out["tail"] = await warm_start.read_changelogs(warm_start.table_stores(fresh), settings.kafka)
+        out["second"] = second
+        return out
+
+    out = asyncio.run(scenario())
+    assert out["one"] == out["latest"]  # the first worker wrote its table to the changelog
+    assert out["stored"] == out["latest"]
+    assert out["read"] >= len(out["latest"])
+    assert out["persisted"] == {p: end - 1 for p, end in out["ends"].items()}, out  # recovery starts at the end
+    assert out["again"] == 0
+    assert out["two"] == out["second"]
+    assert 0 < out["tail"] <= 60

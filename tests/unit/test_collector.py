@@ -62,3 +62,19 @@ def test_deferred_full_collections_wait_for_the_timer_and_then_reclaim_cycles(ge
     assert gone() is not None  # the cycle waits for the full collection
     found, took = collector.full_collection()
     assert gone() is None and found >= 2 and took >= 0
+
+
+def test_what_lives_when_setup_is_done_is_out_of_later_collections() -> None:
+    kept = [Node() for _ in range(1000)]
+    garbage = Node()
+    garbage.peer = garbage  # a cycle: only a collection frees it
+    gone = weakref.ref(garbage)
+    del garbage
+    try:
+        collector.setup_done()
+        assert gone() is None  # collected first, not frozen with the rest
+        walked = {id(o) for o in gc.get_objects()}  # what collections walk (the frozen are not)
+        assert not any(id(node) in walked for node in kept)
+        assert gc.get_freeze_count() >= len(kept)
+    finally:
+        gc.unfreeze()
