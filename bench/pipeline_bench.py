@@ -389,10 +389,21 @@ class MetricRecords(TopicFollower):
         """The longest time any one partition of the gas readings went without a processed reading."""
         return max(self._gap(ts, since, until) for ts in self.partition_times.values())
 
+    def where_longest(self, since: float, until: float) -> str:
+        """Which partition had the longest gap, and when it began and ended (s after ``since``)."""
+        gaps = {p: self._gap_at(ts, since, until) for p, ts in self.partition_times.items()}
+        p = max(gaps, key=lambda k: gaps[k][0])
+        gap, start = gaps[p]
+        return f"partition {p}, +{start - since:.1f} to +{start + gap - since:.1f} s"
+
     @staticmethod
     def _gap(times: list[float], since: float, until: float) -> float:
+        return MetricRecords._gap_at(times, since, until)[0]
+
+    @staticmethod
+    def _gap_at(times: list[float], since: float, until: float) -> tuple[float, float]:
         ts = [since] + [t for t in times if since <= t <= until] + [until]
-        return max(b - a for a, b in zip(ts, ts[1:]))
+        return max((b - a, a) for a, b in zip(ts, ts[1:]))
 
 
 class KafkaStamps(TopicFollower):
@@ -722,6 +733,7 @@ def rebalance(bench: Bench, run_dir: Path, args: argparse.Namespace, half: float
     """A second worker joins, then leaves, while the generator offers ``half`` readings/s."""
     settings, env, records = bench.settings, bench.env, bench.records
     joins, leaves, part_joins, part_leaves = [], [], [], []
+    where: list[str] = []
     for r in range(args.repeat):
         gen = child("generate", "gas", settings.mqtt.port, half, 300, 0, args.sensors, 700 + r)  # stopped below
         time.sleep(10)
@@ -736,11 +748,13 @@ def rebalance(bench: Bench, run_dir: Path, args: argparse.Namespace, half: float
         time.sleep(max(5.0, joined + 30 - time.monotonic()))
         joins.append(records.longest_gap(joined, time.monotonic()))
         part_joins.append(records.longest_partition_gap(joined, time.monotonic()))
+        where.append(f"run {r} joins: {records.where_longest(joined, time.monotonic())}")
         left = time.monotonic()
         second.stop()
         time.sleep(max(0.0, left + 25 - time.monotonic()))
         leaves.append(records.longest_gap(left, time.monotonic()))
         part_leaves.append(records.longest_partition_gap(left, time.monotonic()))
+        where.append(f"run {r} leaves: {records.where_longest(left, time.monotonic())}")
         os.killpg(gen.pid, signal.SIGTERM)
         gen.wait(30)
     print(f"\nrebalance at {half:,.0f} readings/s, longest time without a processed reading, s: "
@@ -748,6 +762,7 @@ def rebalance(bench: Bench, run_dir: Path, args: argparse.Namespace, half: float
     print(f"  the same for any one partition of the readings (those that moved wait for their new owner's "
           f"restore): worker joins {spread(part_joins, '{:.1f}')}; worker leaves {spread(part_leaves, '{:.1f}')}",
           flush=True)
+    print("  the longest, from the second worker's start or stop: " + "; ".join(where), flush=True)
 
 
 def scaling(bench: Bench, run_dir: Path, args: argparse.Namespace) -> None:

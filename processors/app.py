@@ -143,7 +143,7 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
         producer_linger=w.producer_linger_ms / 1000,  # changelogs and metric points come batched; alerts at once
         producer_max_batch_size=256 * 1024,
         producer_max_request_size=2 * 1024 * 1024,
-        consumer_max_fetch_size=4 * 1024 * 1024,
+        consumer_max_fetch_size=w.fetch_partition_bytes,
         consumer_auto_offset_reset="earliest",
         web_enabled=w.web_port is not None,
         web_port=w.web_port or 6066,
