@@ -103,9 +103,11 @@ class WorkerSettings(_Section):
                                    "fetch_min_bytes (Faust's 1500 held busy partitions back)")
     fetch_min_bytes: int = Field(4096, ge=1, le=1_048_576, description="a fetch returns once this much is waiting "
                                  "(or after fetch_max_wait_ms): fewer, fuller fetches (1: one per record or two)")
-    fetch_partition_bytes: int = Field(256 * 1024, ge=1024, le=64 * 1024 * 1024,
-                                       description="most a fetch returns of one partition (a larger record still "
-                                                   "comes whole): catching up, the others wait behind it")
+    fetch_partition_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+                                       description="most a fetch returns of one partition: catching up, the others "
+                                                   "wait behind it; at least the largest record (a plate read with "
+                                                   "its snapshot: ~0.7 MB), or the broker sends it only as a fetch's "
+                                                   "first partition")
     producer_linger_ms: int = Field(0, ge=0, le=1000, description="the worker's producer linger (its changelog "
                                     "and metric records are batched already: a linger only delays alerts)")
     inline_delivery: bool = Field(True, description="hand each fetched record to its stream without Faust's "
