@@ -4,14 +4,17 @@ When a worker joins, the partitions it takes over stop where their old owner gav
 wait until the new worker has restored their tables: Faust restores only after the rebalance, from
 each partition's offset persisted in the local store. A new worker's store is empty, so it read every
 live record of those partitions while they waited. In the pipeline bench at 2,500 gas readings/s,
-20,000 sensors, a moved partition waited 7.9 s (5.8-8.1), 3-5 s of it the restore of the gas table.
+20,000 sensors, a moved partition waited 7.9 s (5.8-8.1), 3-5 s of it the restore of the gas table
+(Faust's recovery: 4,000-6,000 changelog records a second, on a busy machine).
 
 ``read_changelogs`` does that reading first, before Faust starts: every partition of every table's
 changelog, from the local store's persisted offset (as Faust's recovery would) to the end, written
 into the local store (RocksDB, a write batch per fetch, as Faust's recovery writes) with the
 persisted offset after it. Faust's recovery after the rebalance then reads only what was written
 since: seconds of changes, not every sensor's state. A restarted worker reads, the same way, the
-tail written while it was away.
+tail written while it was away. Measured: 36,000-79,000 records read in 0.5-1.3 s before joining,
+Faust's restore after the rebalance 0.2-0.45 s, and the moved partitions waited 2.8 s (1.8-3.1)
+(with the rebalance's full collections gone too: ``faust_fixes``).
 
 The cost: each worker keeps every partition's state on its disk (its standby replicas already held
 most of it), and the reading before it joins (nothing waits on it: the group does not know the
@@ -66,7 +69,7 @@ async def read_changelogs(stores: list[tuple[str, Any]], kafka: KafkaSettings) -
 
 
 async def _read_table(consumer: AIOKafkaConsumer, topic: str, store: Any) -> int:
-    """One table's changelog into its store, partition by partition store (opened here, closed after)."""
+    """One table's changelog into its store: each partition's database opened here, closed after."""
     from faust.stores import rocksdb
 
     partitions = consumer.partitions_for_topic(topic)
@@ -75,6 +78,7 @@ async def _read_table(consumer: AIOKafkaConsumer, topic: str, store: Any) -> int
     tps = [TopicPartition(topic, p) for p in sorted(partitions)]
     ends = await consumer.end_offsets(tps)
     dbs: dict[TopicPartition, Any] = {}
+    starts: dict[TopicPartition, int] = {}
     try:
         for tp in tps:
             if not ends[tp]:
@@ -82,16 +86,15 @@ async def _read_table(consumer: AIOKafkaConsumer, topic: str, store: Any) -> int
             db = store.rocksdb_options.open(store.partition_path(tp.partition))
             persisted = db.get(store.offset_key)
             start = int(persisted) + 1 if persisted is not None else 0
-            if start >= ends[tp]:
+            if start >= ends[tp]:  # up to date (or ahead: a recreated topic, which Faust's recovery handles)
                 db.close()
                 continue
-            dbs[tp] = db
+            dbs[tp], starts[tp] = db, start
         if not dbs:
             return 0
         consumer.assign(list(dbs))
-        for tp in dbs:
-            persisted = dbs[tp].get(store.offset_key)
-            consumer.seek(tp, int(persisted) + 1 if persisted is not None else 0)
+        for tp, start in starts.items():
+            consumer.seek(tp, start)
         read, behind = 0, set(dbs)
         while behind:
             batch = await consumer.getmany(*behind, timeout_ms=FETCH_TIMEOUT_MS, max_records=10_000)
