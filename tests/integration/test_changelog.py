@@ -68,6 +68,31 @@ async def _changelog(bootstrap: str, topic: str) -> tuple[dict[bytes, bytes], in
         await consumer.stop()
 
 
+async def _produce(bootstrap: str, topic: str, n: int, keys: int, first: int = 0) -> None:
+    """Records ``first`` .. ``first + n - 1``: value ``v<i>`` under key ``k<i % keys>``."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for i in range(first, first + n):
+            await producer.send(topic, f"v{i}".encode(), key=f"k{i % keys}".encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _run_until(app: SafeCityApp, table: changelog.BatchedTable, expected: dict, timeout: float = 60) -> dict:
+    """Run ``app`` until its table holds ``expected`` (or the timeout); the table's contents then."""
+    await app.start()
+    try:
+        deadline, seen = time.monotonic() + timeout, {}
+        while seen != expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            seen = dict(table.data.items())
+        return seen
+    finally:
+        await app.stop()
+
+
 def test_an_offset_is_committed_only_once_its_changelog_records_are_in_kafka(stack, settings, tmp_path):
     bootstrap = settings.kafka.bootstrap
     name = f"it-batched-{uuid.uuid4().hex[:6]}"
@@ -78,14 +103,7 @@ def test_an_offset_is_committed_only_once_its_changelog_records_are_in_kafka(sta
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            for i in range(n):
-                await producer.send(name, f"v{i}".encode(), key=f"k{i % keys}".encode())
-            await producer.flush()
-        finally:
-            await producer.stop()
+        await _produce(bootstrap, name, n, keys)
 
         app, table, seen = _app(name, bootstrap, tmp_path / "one")
         await app.start()
@@ -106,15 +124,9 @@ def test_an_offset_is_committed_only_once_its_changelog_records_are_in_kafka(sta
 
         # a second worker, its store empty, recovers the table from the changelog
         app2, table2, _ = _app(name, bootstrap, tmp_path / "two")
-        await app2.start()
         try:
-            recovered: dict = {}
-            deadline = time.monotonic() + 60
-            while recovered != expected and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
-                recovered = dict(table2.data.items())
+            recovered = await _run_until(app2, table2, expected)
         finally:
-            await app2.stop()
             await admin.close()
         return at_commit, committed, final, recovered, count, {"seen": len(seen), "persisted": persisted}
 
@@ -136,37 +148,16 @@ def test_a_starting_worker_reads_the_changelogs_before_it_joins(stack, settings,
     name = f"it-warm-{uuid.uuid4().hex[:6]}"
     keys = 30
 
-    async def produce(n: int, first: int) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            for i in range(first, first + n):
-                await producer.send(name, f"v{i}".encode(), key=f"k{i % keys}".encode())
-            await producer.flush()
-        finally:
-            await producer.stop()
-
-    async def run_until(app, table, expected: dict) -> dict:
-        await app.start()
-        try:
-            deadline, seen = time.monotonic() + 60, {}
-            while seen != expected and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
-                seen = dict(table.data.items())
-            return seen
-        finally:
-            await app.stop()
-
     async def scenario() -> dict:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         await admin.create_topics([NewTopic(name, PARTITIONS, 1)])
         await admin.close()
         out: dict = {}
-        await produce(300, 0)
+        await _produce(bootstrap, name, 300, keys)
         first = {f"k{i % keys}".encode(): f"v{i}".encode() for i in range(300)}
         app, table, _ = _app(name, bootstrap, tmp_path / "one")
-        out["one"] = await run_until(app, table, first)
+        out["one"] = await _run_until(app, table, first)
         changelog_topic = table.changelog_topic.get_topic_name()
         latest, _ = await _changelog(bootstrap, changelog_topic)
 
@@ -188,10 +179,11 @@ def test_a_starting_worker_reads_the_changelogs_before_it_joins(stack, settings,
         out["latest"] = latest
         out["again"] = await warm_start.read_changelogs(warm_start.table_stores(fresh), settings.kafka)
 
-        await produce(60, 300)  # changes after the first warm start: the next one reads only those
+        # changes after the first warm start: the next one reads only those
+        await _produce(bootstrap, name, 60, keys, first=300)
         app, table, _ = _app(name, bootstrap, tmp_path / "one")
         second = {**first, **{f"k{i % keys}".encode(): f"v{i}".encode() for i in range(300, 360)}}
-        out["two"] = await run_until(app, table, second)
+        out["two"] = await _run_until(app, table, second)
         out["tail"] = await warm_start.read_changelogs(warm_start.table_stores(fresh), settings.kafka)
         out["second"] = second
         return out
