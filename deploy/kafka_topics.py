@@ -100,3 +100,47 @@ async def ensure_topics(settings: KafkaSettings) -> list[str]:
         return [t.name for t in wanted]
     finally:
         await admin.close()
+
+
+TOPIC_OVERRIDE = 1  # DescribeConfigs' config_source: set on the topic (DYNAMIC_TOPIC_CONFIG)
+
+
+def _overrides(response, name: str) -> dict[str, str]:
+    """A topic's own settings (not the broker's defaults) from a DescribeConfigs response."""
+    for resource in response.resources:
+        if resource[3] != name:
+            continue
+        if resource[0]:
+            raise RuntimeError(f"describing topic {name}: error {resource[0]} {resource[1]}")
+        if response.API_VERSION == 0:  # (name, value, read_only, is_default, is_sensitive)
+            return {e[0]: e[1] for e in resource[4] if not e[3]}
+        return {e[0]: e[1] for e in resource[4] if e[3] == TOPIC_OVERRIDE}  # (name, value, read_only, source, ...)
+    return {}
+
+
+async def align_changelogs(settings: KafkaSettings, app_id: str, wanted: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Give the tables' changelog topics that exist already (Faust names them ``{app_id}-{table}-changelog``)
+    the settings ``wanted``, keeping the others they have (compaction among them: Kafka's AlterConfigs
+    replaces a topic's whole set). Faust sets a changelog's settings only when it creates the topic, so
+    without this a stack created before a change of them kept the old ones. Returns, per topic altered,
+    the settings it had before."""
+    admin = AIOKafkaAdminClient(**client_args(settings), client_id="safecity-admin")
+    await admin.start()
+    try:
+        names = sorted(n for n in await admin.list_topics() if n.startswith(f"{app_id}-") and n.endswith("-changelog"))
+        altered: dict[str, dict[str, str]] = {}
+        for name in names:
+            [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+            have = _overrides(response, name)
+            if all(have.get(k) == v for k, v in wanted.items()):
+                continue
+            for response in await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, name, have | wanted)]):
+                for error, message, *_ in getattr(response, "resources", []):
+                    if error:
+                        raise RuntimeError(f"altering topic {name}: error {error} {message}")
+            altered[name] = {k: have.get(k, "(broker default)") for k in wanted}
+            logger.info("changelog topic %s: %s", name, ", ".join(f"{k} {altered[name][k]} -> {v}"
+                                                                  for k, v in wanted.items()))
+        return altered
+    finally:
+        await admin.close()

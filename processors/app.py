@@ -21,14 +21,14 @@ from typing import Any
 import faust
 from faust.sensors import Monitor
 
-from deploy.kafka_topics import ensure_topics, faust_credentials
+from deploy.kafka_topics import align_changelogs, ensure_topics, faust_credentials
 from models.settings import Settings
 from models import topics
 from models.topics import MessageKind
 from processors import faust_fixes, warm_start
 from processors.agents import cameras, checkpoints, core, gas, hotels, watchlists
 from processors.changelog import ChangelogBatches, store_with_wal, store_without_wal
-from processors.context import Context
+from processors.context import CHANGELOG_TOPIC_CONFIG, Context
 from processors.rules import metrics
 from safecity import collector
 from safecity.health import Check, serve_from_settings
@@ -234,6 +234,7 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM (Faust's Worker handles the signals and shutdown)."""
     asyncio.run(ensure_topics(settings.kafka))
+    asyncio.run(align_changelogs(settings.kafka, settings.worker.app_id, CHANGELOG_TOPIC_CONFIG))
     if settings.worker.full_gc_every_s:
         collector.defer_full_collections()  # they held the loop every few seconds (safecity/collector.py)
     app = create_app(settings)
