@@ -118,18 +118,17 @@ def _overrides(response, name: str) -> dict[str, str]:
     return {}
 
 
-async def align_changelogs(settings: KafkaSettings, app_id: str, wanted: dict[str, str]) -> dict[str, dict[str, str]]:
-    """Give the tables' changelog topics that exist already (Faust names them ``{app_id}-{table}-changelog``)
-    the settings ``wanted``, keeping the others they have (compaction among them: Kafka's AlterConfigs
-    replaces a topic's whole set). Faust sets a changelog's settings only when it creates the topic, so
-    without this a stack created before a change of them kept the old ones. Returns, per topic altered,
-    the settings it had before."""
+async def align_topics(settings: KafkaSettings, names: list[str], wanted: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Give the topics ``names`` that exist already the settings ``wanted``, keeping the others they have
+    (compaction among them: Kafka's AlterConfigs replaces a topic's whole set). For the tables' changelogs:
+    Faust sets their settings only when it creates them, so a stack created before a change of
+    ``CHANGELOG_TOPIC_CONFIG`` kept the old ones. Returns, per topic altered, what it had before."""
     admin = AIOKafkaAdminClient(**client_args(settings), client_id="safecity-admin")
     await admin.start()
     try:
-        names = sorted(n for n in await admin.list_topics() if n.startswith(f"{app_id}-") and n.endswith("-changelog"))
+        existing = set(await admin.list_topics())
         altered: dict[str, dict[str, str]] = {}
-        for name in names:
+        for name in sorted(n for n in set(names) if n in existing):
             [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
             have = _overrides(response, name)
             if all(have.get(k) == v for k, v in wanted.items()):
@@ -139,8 +138,7 @@ async def align_changelogs(settings: KafkaSettings, app_id: str, wanted: dict[st
                     if error:
                         raise RuntimeError(f"altering topic {name}: error {error} {message}")
             altered[name] = {k: have.get(k, "(broker default)") for k in wanted}
-            logger.info("changelog topic %s: %s", name, ", ".join(f"{k} {altered[name][k]} -> {v}"
-                                                                  for k, v in wanted.items()))
+            logger.info("topic %s: %s", name, ", ".join(f"{k} {altered[name][k]} -> {v}" for k, v in wanted.items()))
         return altered
     finally:
         await admin.close()

@@ -21,7 +21,7 @@ from typing import Any
 import faust
 from faust.sensors import Monitor
 
-from deploy.kafka_topics import align_changelogs, ensure_topics, faust_credentials
+from deploy.kafka_topics import align_topics, ensure_topics, faust_credentials
 from models.settings import Settings
 from models import topics
 from models.topics import MessageKind
@@ -234,10 +234,12 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM (Faust's Worker handles the signals and shutdown)."""
     asyncio.run(ensure_topics(settings.kafka))
-    asyncio.run(align_changelogs(settings.kafka, settings.worker.app_id, CHANGELOG_TOPIC_CONFIG))
     if settings.worker.full_gc_every_s:
         collector.defer_full_collections()  # they held the loop every few seconds (safecity/collector.py)
     app = create_app(settings)
+    # Faust sets a changelog's settings only when it creates the topic: those made before a change get it here
+    changelogs = [t.changelog_topic.get_topic_name() for t in app.tables.values()]
+    asyncio.run(align_topics(settings.kafka, changelogs, CHANGELOG_TOPIC_CONFIG))
     if settings.worker.warm_start:  # before joining: partitions taken over wait only for the tail
         read, took = warm_start.before_joining(app, settings.kafka)
 

@@ -31,7 +31,7 @@ STAGE = "processor"
 #: pipeline benchmark at 3,250 readings/s a moved partition waited 36 s (5.7-49.6) with 128 MiB, 9.7 s
 #: with 8 MiB, 5.2 s (3.9-7.3) with this; Kafka's CPU per reading went from about 0.03 to 0.04 ms.
 #: Faust sets it when it creates the topic; a worker's start sets it on those that exist already
-#: (``deploy.kafka_topics.align_changelogs``, logged per topic it changes).
+#: (``deploy.kafka_topics.align_topics``, logged per topic it changes).
 CHANGELOG_TOPIC_CONFIG = {"segment.bytes": str(4 * 1024 * 1024), "min.cleanable.dirty.ratio": "0.2"}
 S = TypeVar("S")
 

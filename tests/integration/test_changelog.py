@@ -199,33 +199,36 @@ def test_a_starting_worker_reads_the_changelogs_before_it_joins(stack, settings,
     assert 0 < out["tail"] <= 60
 
 
-def test_a_workers_start_gives_existing_changelog_topics_the_current_settings(stack, settings):
+def test_a_workers_start_gives_existing_changelog_topics_the_current_settings(stack, settings, tmp_path):
     """A changelog topic created before ``CHANGELOG_TOPIC_CONFIG`` changed (Faust sets it only when it
-    creates the topic) gets it from ``align_changelogs``, keeping its other settings: still compacted,
-    its own retention. Another app's changelog and a topic that is not a changelog stay as they were;
-    a second start changes nothing."""
+    creates the topic) gets it from ``align_topics`` at the worker's start, keeping its other settings:
+    still compacted, its own retention. A topic not named is left as it was; a second start changes
+    nothing. The names are the worker's own tables' changelogs."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from deploy.kafka_topics import align_changelogs
+    from deploy.kafka_topics import align_topics
+    from processors.app import create_app
     from processors.context import CHANGELOG_TOPIC_CONFIG
     from tests.integration.harness import kafka_config, poll
 
     app_id = f"it-align-{uuid.uuid4().hex[:6]}"
+    worker = settings.worker.model_copy(update={"app_id": app_id, "data_dir": tmp_path / "worker"})
+    app = create_app(settings.model_copy(update={"worker": worker, "registry": None}), outputs={})
+    changelogs = [t.changelog_topic.get_topic_name() for t in app.tables.values()]
+    mine, other = f"{app_id}-gas-state-changelog", f"{app_id}-not-a-table-changelog"
+    assert mine in changelogs and other not in changelogs
     old = {"cleanup.policy": "compact", "segment.bytes": str(128 * 1024 * 1024), "retention.ms": "4321000"}
-    mine, other_app, not_changelog = f"{app_id}-gas-state-changelog", f"{app_id}x-gas-state-changelog", \
-        f"{app_id}-readings"
 
     async def create() -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
         await admin.start()
         try:
-            await admin.create_topics([NewTopic(name, 1, 1, topic_configs=old)
-                                       for name in (mine, other_app, not_changelog)])
+            await admin.create_topics([NewTopic(name, 1, 1, topic_configs=old) for name in (mine, other)])
         finally:
             await admin.close()
 
-    asyncio.run(create())
-    altered = asyncio.run(align_changelogs(settings.kafka, app_id, CHANGELOG_TOPIC_CONFIG))
+    asyncio.run(create())  # the worker's other tables have no changelog yet: Faust creates them, configured
+    altered = asyncio.run(align_topics(settings.kafka, changelogs, CHANGELOG_TOPIC_CONFIG))
     assert list(altered) == [mine]
     assert altered[mine]["segment.bytes"] == str(128 * 1024 * 1024)  # what it had, for the log
     # the broker applies a topic's new configuration a moment after it acknowledged it
@@ -234,6 +237,5 @@ def test_a_workers_start_gives_existing_changelog_topics_the_current_settings(st
     now = kafka_config(settings.kafka, "topic", mine)
     assert {k: now[k] for k in CHANGELOG_TOPIC_CONFIG} == CHANGELOG_TOPIC_CONFIG
     assert now["cleanup.policy"] == "compact" and now["retention.ms"] == "4321000"  # its other settings kept
-    for untouched in (other_app, not_changelog):
-        assert kafka_config(settings.kafka, "topic", untouched)["segment.bytes"] == str(128 * 1024 * 1024)
-    assert asyncio.run(align_changelogs(settings.kafka, app_id, CHANGELOG_TOPIC_CONFIG)) == {}
+    assert kafka_config(settings.kafka, "topic", other)["segment.bytes"] == str(128 * 1024 * 1024)
+    assert asyncio.run(align_topics(settings.kafka, changelogs, CHANGELOG_TOPIC_CONFIG)) == {}
