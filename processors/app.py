@@ -231,6 +231,11 @@ def create_app(settings: Settings, outputs: dict[str, Callable[[], Any]] | None 
     return app
 
 
+def changelog_topics(app: faust.App) -> list[str]:
+    """The names of the app's tables' changelog topics."""
+    return [t.changelog_topic.get_topic_name() for t in app.tables.values()]
+
+
 def run_worker(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM (Faust's Worker handles the signals and shutdown)."""
     asyncio.run(ensure_topics(settings.kafka))
@@ -238,8 +243,7 @@ def run_worker(settings: Settings) -> None:
         collector.defer_full_collections()  # they held the loop every few seconds (safecity/collector.py)
     app = create_app(settings)
     # Faust sets a changelog's settings only when it creates the topic: those made before a change get it here
-    changelogs = [t.changelog_topic.get_topic_name() for t in app.tables.values()]
-    asyncio.run(align_topics(settings.kafka, changelogs, CHANGELOG_TOPIC_CONFIG))
+    asyncio.run(align_topics(settings.kafka, changelog_topics(app), CHANGELOG_TOPIC_CONFIG))
     if settings.worker.warm_start:  # before joining: partitions taken over wait only for the tail
         read, took = warm_start.before_joining(app, settings.kafka)
 

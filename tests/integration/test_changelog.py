@@ -207,14 +207,14 @@ def test_a_workers_start_gives_existing_changelog_topics_the_current_settings(st
     from aiokafka.admin import AIOKafkaAdminClient
 
     from deploy.kafka_topics import align_topics
-    from processors.app import create_app
+    from processors.app import changelog_topics, create_app
     from processors.context import CHANGELOG_TOPIC_CONFIG
     from tests.integration.harness import kafka_config, poll
 
     app_id = f"it-align-{uuid.uuid4().hex[:6]}"
     worker = settings.worker.model_copy(update={"app_id": app_id, "data_dir": tmp_path / "worker"})
     app = create_app(settings.model_copy(update={"worker": worker, "registry": None}), outputs={})
-    changelogs = [t.changelog_topic.get_topic_name() for t in app.tables.values()]
+    changelogs = changelog_topics(app)
     mine, other = f"{app_id}-gas-state-changelog", f"{app_id}-not-a-table-changelog"
     assert mine in changelogs and other not in changelogs
     old = {"cleanup.policy": "compact", "segment.bytes": str(128 * 1024 * 1024), "retention.ms": "4321000"}
