@@ -5,12 +5,16 @@ Each device kind has its own lane: its own MQTT client and persistent session
 of one kind (a checkpoint's 400 KB snapshots) therefore never queues a gas reading behind it, at
 the broker or here: the one producer loop takes from the lanes in turn.
 
-paho's network threads hand each message to the asyncio loop without waiting for it (a semaphore
-per lane bounds the hand-off and blocks when it is full, so back-pressure reaches the broker over
-TCP); the producer loop validates, produces to Kafka, and acknowledges the MQTT message (manual
-ack, QoS 1, persistent session) only once Kafka has confirmed it. A message Kafka never confirms is
-never acknowledged: after a crash or restart the broker redelivers it. In-flight messages are
-bounded per session by the broker's ``max_inflight_messages``.
+paho's network threads hand messages to the asyncio loop without waiting for it: a message goes
+on its lane's queue, and the loop is woken once for whatever has queued since it last looked, not
+once per message (a semaphore per lane bounds the hand-off and blocks when it is full, so
+back-pressure reaches the broker over TCP). Woken from idle, the producer loop first lets messages
+gather for ``SAFECITY_KAFKA__LINGER_MS``, then validates and produces everything queued, one message
+after another without yielding, so each partition's messages of that burst leave in one batch (the
+producer itself does not linger: the loop has). While behind, it never waits. It acknowledges each
+MQTT message (manual ack, QoS 1, persistent session) only once Kafka has confirmed it. A message
+Kafka never confirms is never acknowledged: after a crash or restart the broker redelivers it.
+In-flight messages are bounded per session by the broker's ``max_inflight_messages``.
 
 A Kafka outage of any length is ridden out: a send Kafka refuses (or times out) goes to a
 redelivery list; the producer loop stops taking new messages and resends that list in order, with
@@ -105,7 +109,9 @@ class Lane:
         own = tuple(s for s in topics.INGEST_SUBSCRIPTIONS if s.startswith(f"{topics.PREFIX}/{kind.value}/"))
         share = settings.mqtt.ingest_share_group  # several bridges: the broker gives each message to one of them
         self.subscriptions = tuple(f"$share/{share}/{s}" for s in own) if share else own
-        self.pending: collections.deque[mqtt.MQTTMessage] = collections.deque()  # touched only on the loop
+        # appended to by paho's thread, taken from by the loop (a deque's append and popleft are atomic)
+        self.pending: collections.deque[mqtt.MQTTMessage] = collections.deque()
+        self.signalled = False  # a wake-up of the loop for this lane is on its way (set here, cleared there)
         self.slots = threading.BoundedSemaphore(settings.ingest.queue_size)
         self.client = make_mqtt_client(settings.mqtt, f"{settings.mqtt.ingest_client_id}-{kind.value}",
                                        clean_session=False, manual_ack=True)
@@ -139,10 +145,13 @@ class Lane:
         if bridge.stopping.is_set():
             self.slots.release()
             return
+        self.pending.append(msg)
+        if self.signalled:
+            return
+        self.signalled = True
         try:
-            bridge.loop.call_soon_threadsafe(bridge.arrive, self, msg)
-        except RuntimeError:  # the loop is closing: leave the message unacknowledged
-            self.slots.release()
+            bridge.loop.call_soon_threadsafe(bridge.arrive, self)
+        except RuntimeError:  # the loop is closing: what is queued stays unacknowledged
             logger.warning("delivery not queued during shutdown; the broker will redeliver it")
 
     # ---- asyncio side
@@ -175,6 +184,8 @@ class Bridge:
         self.outage_since = 0.0
         self.inflight: dict[int, Pending] = {}  # send number -> message
         self.sent = 0
+        self.linger_s = settings.kafka.linger_ms / 1000  # the loop's gathering, woken from idle
+        self.idle = True  # the producer loop found the lanes empty last time it looked
         self.generation = 0  # of the producer; callbacks from a replaced one are ignored
         self.stale = False
         self.headers = [("ingest", settings.mqtt.ingest_client_id.encode())]  # which bridge took it (operations)
@@ -197,8 +208,8 @@ class Bridge:
                       "in_flight": len(self.inflight), "queued": self.queued(),
                       "last_ack_age_s": round(now - self.last_ack, 1) if self.last_ack else None})
 
-    def arrive(self, lane: Lane, msg: mqtt.MQTTMessage) -> None:
-        lane.pending.append(msg)
+    def arrive(self, lane: Lane) -> None:
+        lane.signalled = False  # before the loop looks: a message queued from now on wakes it again
         self.arrived.set()
 
     def queued(self) -> int:
@@ -259,7 +270,8 @@ class Bridge:
     def _make_producer(self) -> AIOKafkaProducer:
         k = self.settings.kafka
         return AIOKafkaProducer(**client_args(k), acks="all", enable_idempotence=True,
-                                linger_ms=k.linger_ms, max_request_size=2 * 1024 * 1024,
+                                linger_ms=0,  # the producer loop lingers (see the module's doc)
+                                max_request_size=2 * 1024 * 1024,
                                 client_id="safecity-ingest", request_timeout_ms=30000)
 
     async def _replace_producer(self) -> None:
@@ -288,15 +300,13 @@ class Bridge:
             if self.redeliver:
                 await self._redeliver()
                 continue
+            if self.idle and self.linger_s:  # woken from idle: what queues meanwhile goes in the same burst
+                await asyncio.sleep(self.linger_s)
+            self.idle = False
             item = self._next()
             if item is None:
-                self.arrived.clear()
-                self.wake.clear()
-                arrival = asyncio.ensure_future(self.arrived.wait())
-                waker = asyncio.ensure_future(self.wake.wait())
-                await asyncio.wait({arrival, waker}, return_when=asyncio.FIRST_COMPLETED)
-                arrival.cancel()
-                waker.cancel()
+                await self._wait()
+                self.idle = True
                 continue
             lane, msg, result = item
             if isinstance(result, Rejected):
@@ -310,6 +320,17 @@ class Bridge:
             self.sent += 1
             self.inflight[self.sent] = item
             fut.add_done_callback(lambda f, n=self.sent, g=self.generation: self._delivered(f, n, g))
+
+    async def _wait(self) -> None:
+        """Until a lane is woken for a message queued after ``_next`` found none (or a failed send
+        waits for redelivery)."""
+        self.arrived.clear()
+        self.wake.clear()
+        arrival = asyncio.ensure_future(self.arrived.wait())
+        waker = asyncio.ensure_future(self.wake.wait())
+        await asyncio.wait({arrival, waker}, return_when=asyncio.FIRST_COMPLETED)
+        arrival.cancel()
+        waker.cancel()
 
     async def _send(self, result: Accepted | Rejected) -> asyncio.Future:
         assert self.producer is not None

@@ -52,7 +52,8 @@ class KafkaSettings(_Section):
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
     partitions: int = Field(4, ge=1, le=1024, description="partitions of each event topic")
     replication: int = Field(1, ge=1, le=7, description="replication factor of created topics")
-    linger_ms: int = Field(5, ge=0, le=1000, description="producer linger, milliseconds")
+    linger_ms: int = Field(5, ge=0, le=1000, description="how long ingest lets messages gather, woken from idle, "
+                           "before it produces them in one burst (its producer does not linger), milliseconds")
     personal_retention_h: float = Field(
         48.0, ge=1, le=24 * 30, description="how long Kafka keeps registrations (sealed personal data): at least "
                                             "the retro-hunt's look-back, plus room for an outage")

@@ -167,6 +167,37 @@ def test_malformed_message_goes_to_the_dead_letter_topic_with_its_reason(pipelin
         settings, "SELECT sum(count) AS count FROM dead_letters GROUP BY reason")) >= 2, 30, "dead-letter counts")
 
 
+def test_ingest_puts_each_reading_in_its_keys_partition_in_order(pipeline, settings, uid):
+    """Ingest lets a burst gather and produces it at once: each reading must still land in its key's
+    partition (murmur2, as every producer of the topic places it), so a sensor's readings and state
+    stay in one partition, in the order published, and say which bridge took them."""
+    from aiokafka.partitioner import murmur2
+
+    from tests.integration.harness import kafka_all
+
+    sensors = [uid("gas") for _ in range(12)]
+    clients = [DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start() for sensor in sensors]
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    try:
+        for i in range(5):
+            for client, sensor in zip(clients, sensors):
+                client.publish(MessageKind.GAS_READING, reading(sensor, 2.0, t0 + timedelta(seconds=i), i))
+        keys = {sensor.encode() for sensor in sensors}
+        records = kafka_all(settings, topics.KAFKA_TOPICS[MessageKind.GAS_READING], lambda k, v: k in keys, 60)
+    finally:
+        for client in clients:
+            client.close()
+    partitions = settings.kafka.partitions
+    for r in records:
+        assert r.partition == (murmur2(r.key) & 0x7FFFFFFF) % partitions, r.key
+        assert (b"ingest", settings.mqtt.ingest_client_id.encode()) in [(k.encode(), v) for k, v in r.headers]
+    assert len({r.partition for r in records}) > 1
+    for sensor in sensors:
+        seqs = [json.loads(r.value)["seq"] for r in sorted(records, key=lambda r: (r.partition, r.offset))
+                if r.key == sensor.encode()]
+        assert seqs == list(range(5)), (sensor, seqs)
+
+
 def test_ingest_crash_loses_nothing(pipeline, settings, uid):
     """SIGKILL the bridge while a device publishes; on restart the broker redelivers what Kafka never
     confirmed, so every reading arrives (duplicates are allowed, loss is not)."""
