@@ -10,8 +10,8 @@ on its lane's queue, and the loop is woken once for whatever has queued since it
 once per message (a semaphore per lane bounds the hand-off and blocks when it is full, so
 back-pressure reaches the broker over TCP). Woken from idle, the producer loop first lets messages
 gather for ``SAFECITY_KAFKA__LINGER_MS``, then validates and produces everything queued, one message
-after another without yielding, so each partition's messages of that burst leave in one batch (the
-producer itself does not linger: the loop has). While behind, it never waits. It acknowledges each
+after another (it yields between them only if the producer's buffer is full), so each partition's
+messages of that burst leave in one batch (the producer itself does not linger: the loop has). While behind, it never waits. It acknowledges each
 MQTT message (manual ack, QoS 1, persistent session) only once Kafka has confirmed it. A message
 Kafka never confirms is never acknowledged: after a crash or restart the broker redelivers it.
 In-flight messages are bounded per session by the broker's ``max_inflight_messages``.
