@@ -196,6 +196,13 @@ def kafka_all(settings: Settings, topic: str, where: Callable[[bytes, bytes], bo
     return found[:count]
 
 
+def partition_of(key: str, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2), as the ingest producer places a keyed reading."""
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
 def kafka_config(kafka: KafkaSettings, kind: str, name: str) -> dict[str, str]:
     """The configuration the broker reports for a resource: ``kind`` "broker" (``name`` its id) or
     "topic"; connected as every client of the project is (``client_args``: brokers and security)."""

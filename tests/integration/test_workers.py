@@ -13,16 +13,9 @@ from models import topics
 from models.schemas import GasReading, GasType, GasUnit
 from models.topics import DeviceKind, MessageKind
 from tests.integration.conftest import WORKER_READY
-from tests.integration.harness import MqttProbe, Process, influx_query, poll, record_fault, settled
+from tests.integration.harness import MqttProbe, Process, influx_query, partition_of, poll, record_fault, settled
 
 pytestmark = pytest.mark.integration
-
-
-def partition_of(key: str, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2), as the ingest producer places a keyed reading."""
-    from aiokafka.partitioner import murmur2
-
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def sensors_on_every_partition(partitions: int, per_partition: int = 2) -> list[str]:
