@@ -64,6 +64,7 @@ import msgspec
 import paho.mqtt.client as mqtt
 
 from bench.ingest_bench import baseline, payloads
+from bench.kafka_events import events_in
 from deploy import services
 from deploy.kafka_topics import ensure_topics
 from deploy.processes import READY, ROOT, PipelineProcess
@@ -278,19 +279,6 @@ def pss_mib(pid: int) -> float:
     return total / 1024
 
 
-async def _in_kafka(settings: Settings, load: Load) -> int:
-    """The load's events in Kafka: ingest's output."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(topics.KAFKA_TOPICS[load.message], p) for p in range(settings.kafka.partitions)]
-        return sum((await consumer.end_offsets(parts)).values())
-    finally:
-        await consumer.stop()
-
-
 def in_influxdb(settings: Settings, load: Load, start: datetime, end: datetime) -> int:
     """The load's events stamped between ``start`` and ``end`` whose points are in InfluxDB."""
     import urllib.parse
@@ -308,6 +296,10 @@ def in_influxdb(settings: Settings, load: Load, start: datetime, end: datetime) 
 class Point(msgspec.Struct):
     measurement: str
     tags: dict[str, str] = {}
+
+
+class SensorOf(msgspec.Struct):
+    sensor_id: str
 
 
 class TopicFollower:
@@ -411,6 +403,21 @@ class MetricRecords(TopicFollower):
         return max((b - a, a) for a, b in zip(ts, ts[1:]))
 
 
+class IngestedEvents(TopicFollower):
+    """Ingest's output: the events in the loads' Kafka topics since this follower started, counted by
+    event (a gas record may be a pack of readings: ``bench.kafka_events.events_in``)."""
+
+    topic_names = tuple(topics.KAFKA_TOPICS[load.message] for load in LOADS.values())
+
+    def __init__(self, settings: Settings) -> None:
+        self.events: dict[str, int] = dict.fromkeys(self.topic_names, 0)
+        super().__init__(settings)
+
+    def on_batch(self, batch: dict) -> None:
+        for tp, records in batch.items():
+            self.events[tp.topic] += sum(events_in(r.value) for r in records)
+
+
 class KafkaStamps(TopicFollower):
     """Where an alarm's time goes: the Kafka timestamps (set by each producer when it sends) of the
     probe's raising readings (sent by ingest) and of their alerts (sent by the worker), from a plain
@@ -422,7 +429,8 @@ class KafkaStamps(TopicFollower):
     fetch_max_wait_ms = 50  # and aiokafka's fetch_min_bytes of 1: a record is fetched the moment it is there
 
     def __init__(self, settings: Settings, prefix: str) -> None:
-        self.prefix, self.level1 = prefix.encode(), b"gas-level-1:" + prefix.encode()
+        self.prefix, self.prefix_s, self.level1 = prefix.encode(), prefix, b"gas-level-1:" + prefix.encode()
+        self.sensor_of = msgspec.json.Decoder(SensorOf).decode
         self.reading: dict[str, float] = {}  # sensor -> its latest reading's timestamp (the raising one)
         self.fetched: dict[str, float] = {}  # sensor -> when this consumer had that reading (wall clock)
         self.alert: dict[str, float] = {}  # sensor -> its first gas-level-1 alert's timestamp
@@ -434,12 +442,22 @@ class KafkaStamps(TopicFollower):
         for tp, records in batch.items():
             for r in records:
                 key = r.key or b""
-                if tp.topic == raw and key.startswith(self.prefix):
-                    now = time.time()
-                    self.reading[key.decode()], self.fetched[key.decode()] = r.timestamp / 1000, now
-                    self.plain.append(now - r.timestamp / 1000)
+                if tp.topic == raw:
+                    for sensor in self._probed(r):
+                        now = time.time()
+                        self.reading[sensor], self.fetched[sensor] = r.timestamp / 1000, now
+                        self.plain.append(now - r.timestamp / 1000)
                 elif tp.topic == alerts and key.startswith(self.level1):
                     self.alert.setdefault(key.decode().split(":", 1)[1], r.timestamp / 1000)
+
+    def _probed(self, record) -> list[str]:
+        """The probe's sensors a readings record is for: its key, or a pack's sensors (ingest's packs
+        have no key)."""
+        if record.key is not None:
+            return [record.key.decode()] if record.key.startswith(self.prefix) else []
+        if self.prefix not in (record.value or b""):
+            return []
+        return [s for v in schemas.unpack(record.value) if (s := self.sensor_of(v).sensor_id).startswith(self.prefix_s)]
 
     def rows(self, walls: dict[str, tuple[float, float]]) -> list[dict]:
         """Per alarm: when it was published (wall clock) and its three stages, in seconds; and when a
@@ -500,6 +518,7 @@ class Bench:
     procs: dict[str, PipelineProcess] = field(default_factory=dict)
     servers: list = field(default_factory=list)
     records: MetricRecords | None = None
+    ingested: IngestedEvents | None = None
 
     def pids(self) -> dict[str, int]:
         out = {name: p.pid for name, p in self.procs.items() if p.pid}
@@ -509,8 +528,9 @@ class Bench:
         return out
 
     def positions(self, load: Load) -> dict[str, int]:
-        assert self.records is not None
-        return {"ingest": asyncio.run(_in_kafka(self.settings, load)), "worker": self.records.points[load.measurement]}
+        assert self.records is not None and self.ingested is not None
+        return {"ingest": self.ingested.events[topics.KAFKA_TOPICS[load.message]],
+                "worker": self.records.points[load.measurement]}
 
     def devices(self, load: Load) -> int:
         return self.sensors if load.kind == "gas" else self.checkpoints
@@ -628,7 +648,7 @@ def main() -> None:
     try:
         for name in ("ingest", "alerter", "metrics", "worker"):
             bench.procs[name] = PipelineProcess([name], env, run_dir / f"{name}.log", READY[name]).start(180)
-        bench.records = MetricRecords(settings)
+        bench.records, bench.ingested = MetricRecords(settings), IngestedEvents(settings)
         warm = bench.offer(200, 3, seed=1)  # warm up: every stage has seen readings
         if not warm.drained:
             raise SystemExit("the pipeline did not process the warm-up readings")
@@ -653,8 +673,9 @@ def main() -> None:
         if "plates" in parts:
             measure_plates(bench, run_dir, args)
     finally:
-        if bench.records is not None:
-            bench.records.close()
+        for follower in (bench.records, bench.ingested):
+            if follower is not None:
+                follower.close()
         for proc in bench.procs.values():
             proc.stop()
         for server in reversed(bench.servers):

@@ -9,11 +9,21 @@ paho's network threads hand messages to the asyncio loop without waiting for it:
 on its lane's queue, and the loop is woken once for whatever has queued since it last looked, not
 once per message (a semaphore per lane bounds the hand-off and blocks when it is full, so
 back-pressure reaches the broker over TCP). Woken from idle, the producer loop first lets messages
-gather for ``SAFECITY_KAFKA__LINGER_MS``, then validates and produces everything queued, one message
-after another (it yields between them only if the producer's buffer is full), so each partition's
-messages of that burst leave in one batch (the producer itself does not linger: the loop has). While behind, it never waits. It acknowledges each
-MQTT message (manual ack, QoS 1, persistent session) only once Kafka has confirmed it. A message
-Kafka never confirms is never acknowledged: after a crash or restart the broker redelivers it.
+gather for ``SAFECITY_KAFKA__LINGER_MS``, then validates and produces everything queued without
+waiting (it yields only if the producer's buffer is full), so each partition's records of that burst
+leave in one batch (the producer itself does not linger: the loop has). While behind, it never waits.
+
+The kinds in ``topics.PACKED_KINDS`` (gas readings) go to Kafka in packs: the burst's accepted
+events of one topic partition (their keys' partition, murmur2 as Kafka's default partitioner) become
+one record, a JSON array of the events unchanged (``schemas.pack``), produced when the burst is taken
+or once ``PACK_ROUND`` messages are held. A lone event is a record of its own, keyed by its device as
+every other kind's. So the worker pays its cost per record (Faust's per-event machinery, the fetch)
+once per pack rather than once per reading; the order per device is kept. Everything else, and
+every dead letter, is one record per message.
+
+It acknowledges each MQTT message (manual ack, QoS 1, persistent session) only once Kafka has
+confirmed the record that carries it. A message Kafka never confirms is never acknowledged: after
+a crash or restart the broker redelivers it.
 In-flight messages are bounded per session by the broker's ``max_inflight_messages``.
 
 A Kafka outage of any length is ridden out: a send Kafka refuses (or times out) goes to a
@@ -45,6 +55,7 @@ import msgspec
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from deploy.kafka_topics import client_args, ensure_topics
 from deploy.keys import sealer
@@ -163,6 +174,13 @@ class Lane:
 
 #: A message on its way to Kafka: the lane it came by (to acknowledge it there), and its verdict.
 Pending = tuple[Lane, mqtt.MQTTMessage, Accepted | Rejected]
+#: What one Kafka record carries: one message, or a pack of accepted events of one topic partition.
+Batch = list[Pending]
+#: A burst's packs are produced once the loop has taken this many messages, or bytes, since they were
+#: begun (of any kind: a burst of snapshots does not hold a gas reading back), or the lanes are empty.
+#: While the loop is behind, a reading waits in its pack at most for the taking of one such round.
+PACK_ROUND = 256
+PACK_ROUND_BYTES = 512 * 1024
 
 
 class Bridge:
@@ -179,10 +197,12 @@ class Bridge:
         self.lookup = self.registry.get if self.registry.enforced else None
         self.max_ahead = timedelta(seconds=settings.ingest.max_clock_ahead_s)
         self.max_age = timedelta(seconds=settings.ingest.max_event_age_s)
-        self.redeliver: collections.deque[Pending] = collections.deque()
+        self.redeliver: collections.deque[Batch] = collections.deque()
         self.wake = asyncio.Event()  # a failed send is waiting for redelivery
         self.outage_since = 0.0
-        self.inflight: dict[int, Pending] = {}  # send number -> message
+        self.inflight: dict[int, Batch] = {}  # send number -> what that record carries
+        self.packs: dict[tuple[str, int], Batch] = {}  # (topic, partition) -> accepted events of this burst
+        self.taken = self.taken_bytes = 0  # messages, and their bytes, taken since the packs were begun
         self.sent = 0
         self.linger_s = settings.kafka.linger_ms / 1000  # the loop's gathering, woken from idle
         self.idle = True  # the producer loop found the lanes empty last time it looked
@@ -286,7 +306,7 @@ class Bridge:
             raise
         old, self.producer = self.producer, fresh
         self.generation += 1
-        self.redeliver.extend(item for _, item in sorted(self.inflight.items()))
+        self.redeliver.extend(batch for _, batch in sorted(self.inflight.items()))
         self.inflight.clear()
         if old is not None:
             try:
@@ -305,21 +325,55 @@ class Bridge:
             self.idle = False
             item = self._next()
             if item is None:
+                if self.packs:  # the burst is taken: its packs go (and whatever queued meanwhile after them)
+                    await self._produce_packs()
+                    continue
                 await self._wait()
                 self.idle = True
                 continue
             lane, msg, result = item
-            if isinstance(result, Rejected):
-                logger.info("dead letter %s from %s", result.dead_letter.reason_code, msg.topic[:120])
             self.counters.pending += 1
-            try:
-                fut = await self._send(result)
-            except (KafkaError, asyncio.TimeoutError, OSError) as exc:
-                self._failed(item, exc)
-                continue
-            self.sent += 1
-            self.inflight[self.sent] = item
-            fut.add_done_callback(lambda f, n=self.sent, g=self.generation: self._delivered(f, n, g))
+            partition = self._partition(result) if isinstance(result, Accepted) else None
+            if partition is not None:
+                self.packs.setdefault((result.kafka_topic, partition), []).append(item)  # type: ignore[union-attr]
+            else:
+                if isinstance(result, Rejected):
+                    logger.info("dead letter %s from %s", result.dead_letter.reason_code, msg.topic[:120])
+                await self._produce([item])
+            if self.packs:
+                self.taken += 1
+                self.taken_bytes += len(msg.payload)
+                if self.taken >= PACK_ROUND or self.taken_bytes >= PACK_ROUND_BYTES:
+                    await self._produce_packs()
+
+    def _partition(self, result: Accepted) -> int | None:
+        """For a kind that goes in packs, the partition Kafka's default partitioner gives the event's
+        key (murmur2, as for any keyed record: a device's events stay in one partition whether packed
+        or not); None for other kinds, and while the producer has no metadata for the topic yet."""
+        assert self.producer is not None
+        if result.kind not in topics.PACKED_KINDS:
+            return None
+        partitions = self.producer.client.cluster.partitions_for_topic(result.kafka_topic)
+        if not partitions:
+            return None
+        return (murmur2(result.key) & 0x7FFFFFFF) % len(partitions)
+
+    async def _produce_packs(self) -> None:
+        packs, self.packs, self.taken, self.taken_bytes = self.packs, {}, 0, 0
+        for batch in packs.values():
+            await self._produce(batch)
+
+    async def _produce(self, batch: Batch) -> None:
+        """Send one record: one message, or a pack; each of its messages is acknowledged when Kafka
+        confirms the record."""
+        try:
+            fut = await self._send(batch)
+        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+            self._failed(batch, exc)
+            return
+        self.sent += 1
+        self.inflight[self.sent] = batch
+        fut.add_done_callback(lambda f, n=self.sent, g=self.generation: self._delivered(f, n, g))
 
     async def _wait(self) -> None:
         """Until a lane is woken for a message queued after ``_next`` found none (or a failed send
@@ -332,8 +386,15 @@ class Bridge:
         arrival.cancel()
         waker.cancel()
 
-    async def _send(self, result: Accepted | Rejected) -> asyncio.Future:
+    async def _send(self, batch: Batch) -> asyncio.Future:
         assert self.producer is not None
+        if len(batch) > 1:  # a pack: accepted events of one partition (see _produce_loop), in arrival order
+            first: Accepted = batch[0][2]  # type: ignore[assignment]
+            value = schemas.pack([item[2].value for item in batch])  # type: ignore[union-attr]
+            partitions = await self.producer.partitions_for(first.kafka_topic)  # known by now (the grouping used it)
+            partition = (murmur2(first.key) & 0x7FFFFFFF) % len(partitions)
+            return await self.producer.send(first.kafka_topic, value, partition=partition, headers=self.headers)
+        result = batch[0][2]
         if isinstance(result, Accepted):
             value = result.value
             if result.kind in topics.PERSONAL_KINDS:  # sealed before it reaches Kafka (models/sealed.py)
@@ -346,24 +407,24 @@ class Bridge:
         return await self.producer.send(topics.KAFKA_DEAD_LETTERS, schemas.encode(dl), key=result.key,
                                         headers=self.headers)
 
-    def _failed(self, item: Pending, error: BaseException | None) -> None:
+    def _failed(self, batch: Batch, error: BaseException | None) -> None:
         self.stale = True  # the producer's idempotence state is now out of step with the broker's
         if not self.redeliver:
             logger.error("Kafka did not take a message (%r); holding MQTT acknowledgements and retrying", error)
             self.outage_since = self.loop.time() if self.loop else 0.0
-        self.redeliver.append(item)
+        self.redeliver.append(batch)
         self.wake.set()
 
     async def _redeliver(self) -> None:
         """Resend the failed messages in order until Kafka takes each (on a new producer); then carry on."""
         delay, last_log, count = 0.5, self.loop.time(), 0
         while self.redeliver:
-            item = self.redeliver[0]
+            batch = self.redeliver[0]
             try:
                 if self.stale:
                     await self._replace_producer()
                     self.stale = False
-                await (await self._send(item[2]))
+                await (await self._send(batch))
             except (KafkaError, asyncio.TimeoutError, OSError) as exc:
                 self.stale = True
                 now = self.loop.time()
@@ -375,8 +436,8 @@ class Bridge:
                 delay = min(delay * 2, 10.0)
                 continue
             self.redeliver.popleft()
-            self._done(item)
-            count += 1
+            self._done(batch)
+            count += len(batch)
             delay = 0.5
         logger.warning("Kafka is back after %.0f s: %d messages redelivered", self.loop.time() - self.outage_since,
                        count)
@@ -384,23 +445,24 @@ class Bridge:
     def _delivered(self, fut: asyncio.Future, n: int, generation: int) -> None:
         if generation != self.generation:
             return  # that producer was replaced; its messages were queued for redelivery then
-        item = self.inflight.pop(n)
+        batch = self.inflight.pop(n)
         if fut.cancelled() or fut.exception() is not None:
-            self._failed(item, None if fut.cancelled() else fut.exception())
+            self._failed(batch, None if fut.cancelled() else fut.exception())
             return
-        self._done(item)
+        self._done(batch)
 
-    def _done(self, item: Pending) -> None:
-        """Kafka has it: count it and acknowledge it to the broker, on the lane it came by."""
-        lane, msg, result = item
-        self.counters.pending -= 1
+    def _done(self, batch: Batch) -> None:
+        """Kafka has the record: count its messages and acknowledge each to the broker, on the lane it
+        came by."""
         self.last_ack = time.monotonic()
-        if isinstance(result, Accepted):
-            self.counters.accepted[result.kind.value] += 1
-        else:
-            self.counters.dead_letters[result.dead_letter.reason_code] += 1
-        if msg.qos > 0:
-            lane.client.ack(msg.mid, msg.qos)
+        for lane, msg, result in batch:
+            self.counters.pending -= 1
+            if isinstance(result, Accepted):
+                self.counters.accepted[result.kind.value] += 1
+            else:
+                self.counters.dead_letters[result.dead_letter.reason_code] += 1
+            if msg.qos > 0:
+                lane.client.ack(msg.mid, msg.qos)
 
     async def _publish_stats(self) -> None:
         topic = topics.stats_topic("ingest")

@@ -331,6 +331,25 @@ def encode(obj: Any) -> bytes:
     return _encoder.encode(obj)
 
 
+def pack(values: list[bytes]) -> bytes:
+    """Several encoded events (of one kind, for one partition) as one Kafka record: a JSON array of
+    them, each element byte for byte the event it was (``topics.PACKED_KINDS``)."""
+    return b"[" + b",".join(values) + b"]"
+
+
+def unpack(raw: bytes) -> list[bytes]:
+    """A record's encoded events: a pack's elements in order, or the record itself (one event is a
+    JSON object, never an array). Raises SchemaError (``pack-invalid``) for an array that does not
+    parse; each element is still to be validated as its event."""
+    if raw[:1] != b"[":
+        return [raw]
+    try:
+        return [bytes(element) for element in _decoder(list[msgspec.Raw]).decode(raw)]
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise SchemaError("pack-invalid", f"a pack of events that is not a JSON array: {type(exc).__name__}") \
+            from None
+
+
 def to_builtins(obj: Any) -> Any:
     return msgspec.to_builtins(obj)
 

@@ -64,6 +64,10 @@ KAFKA_TOPICS: dict[MessageKind, str] = {
     MessageKind.FRAME: "safecity.camera-frames.v1",
     MessageKind.STATUS: "safecity.device-status.v1",
 }
+#: Kinds whose Kafka records may be packs: one record carrying several events of one partition (a JSON
+#: array of them, ``schemas.pack``), so the worker's cost per record is shared. Small, frequent,
+#: never sealed: gas readings. Every consumer of their topic reads records through ``schemas.unpack``.
+PACKED_KINDS: frozenset[MessageKind] = frozenset({MessageKind.GAS_READING})
 KAFKA_ALERTS = "safecity.alerts.v1"
 KAFKA_DEAD_LETTERS = "safecity.dead-letters.v1"
 KAFKA_GAS_TICKS = "safecity.gas-silence-checks.v1"  # per sensor, co-partitioned with gas readings

@@ -161,6 +161,21 @@ class Context:
             await self.dead_letter(exc.code, str(exc), source, raw)
             return None
 
+    async def decode_record(self, kind: MessageKind, raw: bytes) -> list[Any]:
+        """A record's valid events: one, or a pack's (``topics.PACKED_KINDS``), in order; a pack that
+        does not parse, and each element that does not fit its schema, becomes a dead letter."""
+        try:
+            values = schemas.unpack(raw or b"")
+        except SchemaError as exc:
+            await self.dead_letter(exc.code, str(exc), topics.KAFKA_TOPICS[kind], raw)
+            return []
+        events = []
+        for value in values:
+            event = await self.decode(kind, value)
+            if event is not None:
+                events.append(event)
+        return events
+
     async def decode_sealed(self, kind: MessageKind, key: bytes | None, raw: bytes) -> Any | None:
         """Open a sealed record (models/sealed.py) and validate it; one that does not open, or does not
         fit its schema, becomes a dead letter keeping the sealed value (never the opened one)."""

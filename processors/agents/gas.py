@@ -99,14 +99,12 @@ def register(ctx: Context) -> GasAgents:
 
     @app.agent(ctx.event_topics[MessageKind.GAS_READING], name="gas-readings")
     async def gas_readings(stream: faust.StreamT) -> None:
-        async for raw in stream:
-            reading = await ctx.decode(MessageKind.GAS_READING, raw)
-            if reading is None:
-                continue
-            ctx.sink().add(metrics.gas_points(reading))
-            cfg = ga.cfg(reading.sensor_id)
-            state, alerts = gas.step(ga.state.get(reading.sensor_id), reading, cfg)
-            await ga.save(reading.sensor_id, state, alerts, cfg)
+        async for raw in stream:  # one reading, or a pack of one partition's readings (ingest/bridge.py)
+            for reading in await ctx.decode_record(MessageKind.GAS_READING, raw):
+                ctx.sink().add(metrics.gas_points(reading))
+                cfg = ga.cfg(reading.sensor_id)
+                state, alerts = gas.step(ga.state.get(reading.sensor_id), reading, cfg)
+                await ga.save(reading.sensor_id, state, alerts, cfg)
 
     @app.agent(checks, name="gas-silence")
     async def gas_silence(stream: faust.StreamT) -> None:

@@ -163,10 +163,41 @@ def influx_query(settings: Settings, q: str) -> list[dict]:
     return rows
 
 
+def events_of(topic: str, key: bytes | None, value: bytes) -> list[tuple[bytes, bytes]]:
+    """A record's events as (device id, event) pairs: a pack's (``topics.PACKED_KINDS``, ingest's
+    burst of one partition) one by one, or the record itself."""
+    from models import schemas, topics
+
+    kind = next((k for k, name in topics.KAFKA_TOPICS.items() if name == topic), None)
+    if kind not in topics.PACKED_KINDS or not value.startswith(b"["):
+        return [(key or b"", value)]
+    try:
+        values = schemas.unpack(value)
+    except schemas.SchemaError:  # a pack that does not parse (the worker dead-letters it)
+        return [(b"", value)]
+    out = []
+    for v in values:
+        try:
+            device = schemas.decode_event(kind, v).device_id.encode()
+        except schemas.SchemaError:  # not a valid event (the worker dead-letters it): no device to key it by
+            device = b""
+        out.append((device, v))
+    return out
+
+
+def expanded(topic: str, record: Any) -> list:
+    """A consumed record as one record per event it carries (``events_of``): the same partition,
+    offset, timestamp and headers, with the event's device id as key."""
+    import dataclasses
+
+    return [dataclasses.replace(record, key=k, value=v) for k, v in events_of(topic, record.key, record.value or b"")]
+
+
 def kafka_records(settings: Settings, topic: str, where: Callable[[bytes, bytes], bool], timeout: float = 30,
                   count: int = 1) -> list:
     """Records on ``topic`` (from the beginning) that match, read until at least ``count`` have been
-    found (all found so far are returned) or ``timeout`` has passed."""
+    found (all found so far are returned) or ``timeout`` has passed. A pack of events counts as its
+    events, each a record keyed by its device (``expanded``)."""
     from aiokafka import AIOKafkaConsumer
 
     async def run() -> list:
@@ -179,7 +210,7 @@ def kafka_records(settings: Settings, topic: str, where: Callable[[bytes, bytes]
             while time.monotonic() < deadline and len(found) < count:
                 batch = await consumer.getmany(timeout_ms=500)
                 for records in batch.values():
-                    found += [r for r in records if where(r.key or b"", r.value or b"")]
+                    found += [e for r in records for e in expanded(topic, r) if where(e.key or b"", e.value or b"")]
         finally:
             await consumer.stop()
         return found

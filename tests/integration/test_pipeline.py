@@ -186,14 +186,66 @@ def test_ingest_puts_each_reading_in_its_keys_partition_in_order(pipeline, setti
         for client in clients:
             client.close()
     partitions = settings.kafka.partitions
-    for r in records:
+    for r in records:  # a pack's readings are each a record here, keyed by their sensor (harness.expanded)
         assert r.partition == partition_of(r.key.decode(), partitions), r.key
         assert (b"ingest", settings.mqtt.ingest_client_id.encode()) in [(k.encode(), v) for k, v in r.headers]
     assert len({r.partition for r in records}) > 1
+    # the burst went in packs: records that carry several readings, each at one offset
+    assert len({(r.partition, r.offset) for r in records}) < len(records)
     for sensor in sensors:
         seqs = [json.loads(r.value)["seq"] for r in sorted(records, key=lambda r: (r.partition, r.offset))
                 if r.key == sensor.encode()]
         assert seqs == list(range(5)), (sensor, seqs)
+
+
+def test_a_pack_of_readings_is_processed_reading_by_reading_and_a_bad_one_becomes_a_dead_letter(
+        pipeline, settings, uid):
+    """Ingest packs a burst's readings of one partition into one record (``schemas.pack``). The worker
+    takes them one by one, in order: two readings over the first level in one pack raise the alarm,
+    an element that does not fit the schema goes to the dead-letter topic with its reason (the rest of
+    the pack is still processed), and a pack that does not parse becomes one dead letter."""
+    from aiokafka import AIOKafkaProducer
+
+    from tests.integration.harness import partition_of
+
+    sensor = uid("gas")
+    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/+/{sensor}/#")
+    t0 = datetime.now(UTC) - timedelta(seconds=60)
+    good = [schemas.encode(reading(sensor, v, t0 + timedelta(seconds=10 * i), i)) for i, v in enumerate([3, 31, 33])]
+    bad = json.dumps({"sensor_id": sensor, "gas": "combustible", "value": "high", "unit": "%LEL",
+                      "measured_at": t0.isoformat()}).encode()
+    broken = b'[{"sensor_id": "' + sensor.encode() + b'", "value": 1'
+    topic = topics.KAFKA_TOPICS[MessageKind.GAS_READING]
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
+        await producer.start()
+        try:
+            partition = partition_of(sensor, settings.kafka.partitions)
+            await producer.send_and_wait(topic, schemas.pack([good[0], bad, *good[1:]]), partition=partition)
+            await producer.send_and_wait(topic, broken, partition=partition)
+        finally:
+            await producer.stop()
+
+    try:
+        asyncio.run(produce())
+        fired = probe.next_json(90)
+        assert (fired["type"], fired["state"], fired["device_id"]) == ("gas-level-1", "firing", sensor)
+        assert fired["since"].startswith((t0 + timedelta(seconds=10)).isoformat()[:19])
+    finally:
+        probe.close()
+    def letters() -> list | None:
+        found = [schemas.decode_as(schemas.DeadLetter, r.value) for r in kafka_records(
+            settings, topics.KAFKA_DEAD_LETTERS, lambda k, v: k == topic.encode(), timeout=5, count=10**6)]
+        found = [dl for dl in found if sensor.encode() in dl.payload]
+        return found if len(found) >= 2 else None
+
+    letters = poll(letters, 60, "two dead letters")
+    assert sorted((dl.stage, dl.reason_code) for dl in letters) == [("processor", "pack-invalid"),
+                                                                    ("processor", "schema-invalid")]
+    assert next(dl for dl in letters if dl.reason_code == "schema-invalid").payload == bad
+    assert next(dl for dl in letters if dl.reason_code == "pack-invalid").payload == broken
+    poll(lambda: count(settings, "gas", f"sensor_id = '{sensor}'") == 3, 30, "a metric point per good reading")
 
 
 def test_ingest_crash_loses_nothing(pipeline, settings, uid):
@@ -237,7 +289,9 @@ def test_two_bridges_on_a_shared_subscription_split_the_load_and_a_killed_one_lo
     from aiokafka import AIOKafkaConsumer
 
     from deploy.processes import READY
-    from tests.integration.harness import Process
+    from tests.integration.harness import Process, expanded
+
+    gas_topic = topics.KAFKA_TOPICS[MessageKind.GAS_READING]
 
     group, run_dir = f"it-share-{uuid.uuid4().hex[:6]}", settings.services.run_dir
     ids = {n: f"it-{n}-{group}" for n in ("a", "b")}
@@ -257,7 +311,7 @@ def test_two_bridges_on_a_shared_subscription_split_the_load_and_a_killed_one_lo
         bridges["a"].start(60)
 
         async def by_bridge() -> dict[str, set[int]]:
-            consumer = AIOKafkaConsumer(topics.KAFKA_TOPICS[MessageKind.GAS_READING],
+            consumer = AIOKafkaConsumer(gas_topic,
                                         bootstrap_servers=settings.kafka.bootstrap, group_id=None,
                                         auto_offset_reset="earliest", enable_auto_commit=False)
             await consumer.start()
@@ -266,7 +320,7 @@ def test_two_bridges_on_a_shared_subscription_split_the_load_and_a_killed_one_lo
                 deadline = asyncio.get_running_loop().time() + 90
                 while len(seen["a"] | seen["b"]) < total and asyncio.get_running_loop().time() < deadline:
                     for records in (await consumer.getmany(timeout_ms=500)).values():
-                        for r in records:
+                        for r in (e for record in records for e in expanded(gas_topic, record)):
                             who = dict(r.headers or ()).get("ingest", b"").decode()
                             if r.key == sensor.encode() and who in ids.values():
                                 name = next(n for n, v in ids.items() if v == who)

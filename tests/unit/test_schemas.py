@@ -97,3 +97,19 @@ def test_reasons_keep_the_schemas_words_and_drop_dict_keys():
     assert safe_reason("Expected `array`, got `object` - at `$.items[3]`") == \
         "Expected `array`, got `object` - at `$.items[3]`"
     assert "110105" not in safe_reason("Invalid value '110105198001011234' for `x` - at `$.a`")
+
+
+def test_a_pack_of_events_unpacks_to_each_event_byte_for_byte_in_order():
+    events = [schemas.encode(f.gas_reading(seq=i)) for i in range(3)] + [b'{"sensor_id": "g-1", "seq": 4}']
+    packed = schemas.pack(events)
+    assert schemas.unpack(packed) == events
+    assert [schemas.decode_event(MessageKind.GAS_READING, v).seq for v in schemas.unpack(packed)[:3]] == [0, 1, 2]
+    one = events[0]  # a record that is one event is itself, not a pack
+    assert schemas.unpack(one) == [one]
+
+
+@pytest.mark.parametrize("raw", [b"[", b'[{"seq": 1}', b"[1,]", b'["a" "b"]'])
+def test_a_pack_that_does_not_parse_is_a_schema_error_with_its_own_code(raw):
+    with pytest.raises(SchemaError) as err:
+        schemas.unpack(raw)
+    assert err.value.code == "pack-invalid"
