@@ -9,12 +9,14 @@ generator in separate processes (paho, QoS 1, at most 1,000 unacknowledged messa
 gas readings for ``--sensors`` registered sensors at each offered rate for ``--step-s`` seconds;
 then it prints, each figure the median of ``--repeat`` runs with its range (min-max):
 
-- **Ceiling**: plain MQTT QoS 1, publisher and subscriber in separate processes (the baseline).
+- **Ceiling**: plain MQTT QoS 1, publisher and subscriber in separate processes (the baseline). It
+  is one publisher as fast as it goes, while the load comes from a generator process per 4,000/s
+  offered, so a pipeline that keeps up with several generators may pass it (a ratio above 1).
 - **Sustained rate per stage**: for each offered rate, what ingest (readings in Kafka), the worker
   (its metric points in Kafka) and the metrics writer (the readings' points in InfluxDB) had done by
   5 s after the generators stopped, per second of offer; a stage keeps up when it processed
   everything offered. The sustained rate is the highest offered rate that ingest and the worker kept
-  up with in most runs.
+  up with in most runs (a run counts only if the generators published at least 95 % of the rate).
 - **CPU per reading** of every process (ingest, worker with its image process, alert service,
   metrics writer, Kafka, Mosquitto, InfluxDB and its adapter) at the highest rate all kept up with.
 - **Alert latency** at half that rate: a probe process raises gas alarms on sensors of its own
@@ -308,6 +310,7 @@ class TopicFollower:
 
     topic_names: tuple[str, ...] = ()
     fetch_max_wait_ms = 500  # aiokafka's own
+    fetch_min_bytes = 1  # aiokafka's own
 
     def __init__(self, settings: Settings) -> None:
         self.settings, self.stop, self.ready = settings, threading.Event(), threading.Event()
@@ -320,7 +323,7 @@ class TopicFollower:
 
         consumer = AIOKafkaConsumer(*self.topic_names, bootstrap_servers=self.settings.kafka.bootstrap,
                                     group_id=None, auto_offset_reset="latest",
-                                    fetch_max_wait_ms=self.fetch_max_wait_ms)
+                                    fetch_max_wait_ms=self.fetch_max_wait_ms, fetch_min_bytes=self.fetch_min_bytes)
         await consumer.start()
         self.ready.set()
         try:
@@ -408,6 +411,7 @@ class IngestedEvents(TopicFollower):
     event (a gas record may be a pack of readings: ``bench.kafka_events.events_in``)."""
 
     topic_names = tuple(topics.KAFKA_TOPICS[load.message] for load in LOADS.values())
+    fetch_max_wait_ms, fetch_min_bytes = 250, 1024 * 1024  # a few fetches a second: light on Kafka
 
     def __init__(self, settings: Settings) -> None:
         self.events: dict[str, int] = dict.fromkeys(self.topic_names, 0)
@@ -682,14 +686,21 @@ def main() -> None:
             server.stop()
 
 
+OFFERED_SHARE = 0.95
+
+
 def ladder(bench: Bench, args: argparse.Namespace, rates: str, load: Load, seed: int,
            label: str) -> tuple[float, list[Step]]:
     """Offer each rate ``--repeat`` times, rising, until ingest and the worker no longer keep up in
-    most runs; the highest rate they kept up with, and its runs (0 and none if none)."""
+    most runs; the highest rate they kept up with, and its runs (0 and none if none). A run keeps up
+    only if the generators published at least ``OFFERED_SHARE`` of the rate: QoS 1 with a bounded
+    window, they publish less when the broker and ingest acknowledge more slowly (or the cores are
+    full), and processing all of less is not keeping up with the rate."""
     sustained, at = 0.0, []
     for rate in (float(r) for r in rates.split(",")):
         runs = [bench.offer(rate, args.step_s, seed=int(rate) + seed + k, load=load) for k in range(args.repeat)]
-        kept = sum(all(s.kept_up(st) for st in ("ingest", "worker")) for s in runs)
+        kept = sum(s.published >= OFFERED_SHARE * rate * s.seconds and all(s.kept_up(st) for st in ("ingest", "worker"))
+                   for s in runs)
         print(f"{label} offered {rate:,.0f}/s: published {spread([s.published / s.seconds for s in runs])}/s; "
               + "; ".join(f"{st} {spread([s.stage_rate(st) for s in runs])}/s" for st in ("ingest", "worker",
                                                                                         "metrics"))

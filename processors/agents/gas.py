@@ -10,6 +10,7 @@ are due. The index is rebuilt from the table (one scan) at the first check, afte
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, datetime
 
@@ -23,6 +24,7 @@ from processors.rules import correlation, gas, metrics
 from processors.rules.deadlines import Deadlines
 
 REBUILD_EVERY_S = 600.0
+YIELD_EVERY = 32  # readings of a pack between turns of the event loop
 
 
 class GasAgents:
@@ -100,7 +102,9 @@ def register(ctx: Context) -> GasAgents:
     @app.agent(ctx.event_topics[MessageKind.GAS_READING], name="gas-readings")
     async def gas_readings(stream: faust.StreamT) -> None:
         async for raw in stream:  # one reading, or a pack of one partition's readings (ingest/bridge.py)
-            for reading in await ctx.decode_record(MessageKind.GAS_READING, raw):
+            for n, reading in enumerate(await ctx.decode_record(MessageKind.GAS_READING, raw), start=1):
+                if n % YIELD_EVERY == 0:  # a long pack does not hold the other agents (plate reads) back
+                    await asyncio.sleep(0)
                 ctx.sink().add(metrics.gas_points(reading))
                 cfg = ga.cfg(reading.sensor_id)
                 state, alerts = gas.step(ga.state.get(reading.sensor_id), reading, cfg)
