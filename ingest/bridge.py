@@ -15,11 +15,12 @@ leave in one batch (the producer itself does not linger: the loop has). While be
 
 The kinds in ``topics.PACKED_KINDS`` (gas readings) go to Kafka in packs: the burst's accepted
 events of one topic partition (their keys' partition, murmur2 as Kafka's default partitioner) become
-one record, a JSON array of the events unchanged (``schemas.pack``), produced when the burst is taken
-or once the loop has taken ``PACK_ROUND`` messages or ``PACK_ROUND_BYTES`` of any kind since the packs
-were begun. A lone event is a record of its own, keyed by its device as every other kind's. So the worker pays its cost per record (Faust's per-event machinery, the fetch)
-once per pack rather than once per reading; the order per device is kept. Everything else, and
-every dead letter, is one record per message.
+one record, a JSON array of the events unchanged (``schemas.pack``), produced when the burst is
+taken or once the loop has taken ``PACK_ROUND`` messages or ``PACK_ROUND_BYTES`` of any kind since
+the packs were begun. A lone event is a record of its own, keyed by its device as every other
+kind's. So the worker pays its cost per record (Faust's per-event machinery, the fetch) once per
+pack rather than once per reading; the order per device is kept. Everything else, and every dead
+letter, is one record per message.
 
 It acknowledges each MQTT message (manual ack, QoS 1, persistent session) only once Kafka has
 confirmed the record that carries it. A message Kafka never confirms is never acknowledged: after
