@@ -79,21 +79,56 @@ def subscriber(host: str, port: int, n: int) -> None:
     sub.loop_stop()
 
 
-def baseline(settings: Settings, data: list[bytes]) -> float:
-    """Plain MQTT QoS 1 delivery: this process publishes, a subscriber process receives."""
-    proc = subprocess.Popen([sys.executable, "-m", "bench.ingest_bench", "--subscribe", str(len(data)),
-                             "--mqtt-port", str(settings.mqtt.port)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+def publisher(host: str, port: int, n: int) -> None:
+    """One of the baseline's publisher processes: says ``ready`` once its ``n`` messages are built and
+    it is connected, publishes them all on a line on stdin, and says ``done`` once all are acknowledged."""
+    data = payloads(n, f"bench-base-{os.getpid()}")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(host, port)
+    client.loop_start()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    infos = [client.publish("bench/readings", d, qos=1) for d in data]
+    for info in infos:
+        info.wait_for_publish(60)
+    print("done", flush=True)
+    client.disconnect()
+    client.loop_stop()
+
+
+def baseline(settings: Settings, data: list[bytes], publishers: int = 1) -> float:
+    """Plain MQTT QoS 1 delivery: this process publishes (or ``publishers`` processes, each a share,
+    started together), a subscriber process receives; messages/s until the subscriber has them all."""
+    def spawn(*args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "bench.ingest_bench", *args, "--mqtt-port",
+                                 str(settings.mqtt.port)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, start_new_session=True)
+
+    share = len(data) // publishers
+    total = len(data) if publishers == 1 else share * publishers
+    proc = spawn("--subscribe", str(total))
+    pubs = [spawn("--publish", str(share)) for _ in range(publishers)] if publishers > 1 else []
     try:
         if proc.stdout.readline().strip() != "ready":
             raise SystemExit("the baseline subscriber did not subscribe")
+        if any(p.stdout.readline().strip() != "ready" for p in pubs):
+            raise SystemExit("a baseline publisher did not start")
         t = time.perf_counter()
-        publish_all(settings, "bench/readings", data)
+        if pubs:
+            for p in pubs:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+        else:
+            publish_all(settings, "bench/readings", data)
         if proc.stdout.readline().strip() != "done":
             raise SystemExit("the baseline subscriber did not get every message")
-        return len(data) / (time.perf_counter() - t)
+        return total / (time.perf_counter() - t)
     finally:
         proc.wait(30)
+        for p in pubs:
+            p.wait(30)
 
 
 def main() -> None:
@@ -101,10 +136,14 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--subscribe", type=int, help=argparse.SUPPRESS)  # the baseline's subscriber process
+    parser.add_argument("--publish", type=int, help=argparse.SUPPRESS)  # one of the baseline's publishers
     parser.add_argument("--mqtt-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.subscribe:
         subscriber("127.0.0.1", args.mqtt_port, args.subscribe)
+        return
+    if args.publish:
+        publisher("127.0.0.1", args.mqtt_port, args.publish)
         return
     run_dir = Path(tempfile.mkdtemp(prefix="safecity-bench-"))
     env = services.isolated_env(run_dir) | {"SAFECITY_LOG_LEVEL": "WARNING"}
