@@ -126,9 +126,11 @@ def baseline(settings: Settings, data: list[bytes], publishers: int = 1) -> floa
             raise SystemExit("the baseline subscriber did not get every message")
         return total / (time.perf_counter() - t)
     finally:
+        for p in pubs:
+            p.stdin.close()  # a publisher still waiting for its go (a failed start) goes on and ends
         proc.wait(30)
         for p in pubs:
-            p.wait(30)
+            p.wait(90)
 
 
 def main() -> None:
