@@ -68,7 +68,7 @@ import paho.mqtt.client as mqtt
 from bench.ingest_bench import baseline, payloads
 from bench.kafka_events import events_in
 from deploy import services
-from deploy.kafka_topics import ensure_topics
+from deploy.kafka_topics import ensure_topics, partition_of
 from deploy.processes import READY, ROOT, PipelineProcess
 from models import schemas, topics
 from models.schemas import GasReading, GasType, GasUnit, PlateColour, PlateRead
@@ -360,11 +360,9 @@ class MetricRecords(TopicFollower):
         super().__init__(settings)
 
     def _partition(self, sensor: str) -> int:
-        from aiokafka.partitioner import murmur2
-
         p = self.partition_of.get(sensor)
         if p is None:
-            p = self.partition_of[sensor] = (murmur2(sensor.encode()) & 0x7FFFFFFF) % self.partitions
+            p = self.partition_of[sensor] = partition_of(sensor.encode(), self.partitions)
         return p
 
     def on_batch(self, batch: dict) -> None:

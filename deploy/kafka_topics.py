@@ -8,6 +8,7 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from models import topics
 from models.settings import KafkaSettings
@@ -42,6 +43,12 @@ def topic_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
     configs[topics.KAFKA_AUDIT_REQUESTS] = {"retention.ms": str(30 * DAY_MS)}  # until chained (and a while)
     configs[topics.KAFKA_TOPICS[topics.MessageKind.FRAME]]["retention.ms"] = str(DAY_MS)
     return configs
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a keyed record (murmur2, as the Java client and
+    aiokafka place it), for a topic of ``partitions`` partitions."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def client_args(settings: KafkaSettings) -> dict:

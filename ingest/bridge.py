@@ -56,9 +56,8 @@ import msgspec
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import murmur2
 
-from deploy.kafka_topics import client_args, ensure_topics
+from deploy.kafka_topics import client_args, ensure_topics, partition_of
 from deploy.keys import sealer
 from ingest.validate import Accepted, Rejected, validate
 from models import schemas, topics
@@ -357,7 +356,7 @@ class Bridge:
         partitions = self.producer.client.cluster.partitions_for_topic(result.kafka_topic)
         if not partitions:
             return None
-        return (murmur2(result.key) & 0x7FFFFFFF) % len(partitions)
+        return partition_of(result.key, len(partitions))
 
     async def _produce_packs(self) -> None:
         packs, self.packs, self.taken, self.taken_bytes = self.packs, {}, 0, 0
@@ -393,7 +392,7 @@ class Bridge:
             first: Accepted = batch[0][2]  # type: ignore[assignment]
             value = schemas.pack([item[2].value for item in batch])  # type: ignore[union-attr]
             partitions = await self.producer.partitions_for(first.kafka_topic)  # known by now (the grouping used it)
-            partition = (murmur2(first.key) & 0x7FFFFFFF) % len(partitions)
+            partition = partition_of(first.key, len(partitions))
             return await self.producer.send(first.kafka_topic, value, partition=partition, headers=self.headers)
         result = batch[0][2]
         if isinstance(result, Accepted):

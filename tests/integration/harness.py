@@ -228,10 +228,10 @@ def kafka_all(settings: Settings, topic: str, where: Callable[[bytes, bytes], bo
 
 
 def partition_of(key: str, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2), as the ingest producer places a keyed reading."""
-    from aiokafka.partitioner import murmur2
+    """Kafka's default partitioner (murmur2), as ingest places a reading, packed or not."""
+    from deploy import kafka_topics
 
-    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+    return kafka_topics.partition_of(key.encode(), partitions)
 
 
 def kafka_config(kafka: KafkaSettings, kind: str, name: str) -> dict[str, str]:

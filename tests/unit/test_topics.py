@@ -53,3 +53,17 @@ def test_each_alert_has_its_own_retained_topic_without_wildcards():
     b = topics.alert_topic("watchlist-vehicle", "cp-001", "watch:v-2:cp-001:cd34")
     assert a != b and a.startswith("safecity/v1/alerts/watchlist-vehicle/cp-001/")
     assert topics.alert_topic("x", "d", "a/b+c#") == "safecity/v1/alerts/x/d/a_b_c_"
+
+
+def test_partition_of_places_a_key_as_kafkas_default_partitioner_does():
+    """Ingest groups readings into packs by this partition: it must be the one the producer's own
+    partitioner gives the key, or a sensor's packed and lone readings would split across partitions."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from deploy.kafka_topics import partition_of
+
+    keys = [f"gas-{i:05d}".encode() for i in range(500)] + [b"", "测试".encode()]
+    for partitions in (1, 4, 7):
+        placed = [partition_of(k, partitions) for k in keys]
+        assert placed == [DefaultPartitioner()(k, list(range(partitions)), []) for k in keys]
+    assert len(set(partition_of(k, 4) for k in keys)) == 4
