@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import time
 
-import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from deploy.kafka_topics import client_args
+from models import schemas
 from models.settings import Settings
 
-_elements = msgspec.json.Decoder(list[msgspec.Raw])
-
-
 def events_in(value: bytes | None) -> int:
-    """How many events a record carries: a pack's elements, else one."""
-    return len(_elements.decode(value)) if value and value[:1] == b"[" else 1
+    """How many events a record carries: a pack's elements, else one (``schemas.unpack``)."""
+    return len(schemas.unpack(value or b""))
 
 
 async def end_offsets(settings: Settings, topic: str) -> dict[TopicPartition, int]:
