@@ -28,6 +28,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from bench.kafka_events import end_offsets, wait_for_events
+from bench.mqtt_load import QoS1Publisher
 from deploy import services
 from deploy.kafka_topics import ensure_topics
 from models import schemas, topics
@@ -44,17 +45,16 @@ def payloads(n: int, sensor: str) -> list[bytes]:
                                       measured_at=t0 + timedelta(milliseconds=i), seq=i)) for i in range(n)]
 
 
-def publish_all(settings: Settings, topic: str, data: list[bytes]) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
-    client.max_inflight_messages_set(1000)  # bounded: 65k+ unacknowledged stalls the publisher
-    client.max_queued_messages_set(0)
-    client.connect(settings.mqtt.host, settings.mqtt.port)
-    client.loop_start()
-    infos = [client.publish(topic, d, qos=1) for d in data]
-    for info in infos:
-        info.wait_for_publish(60)
-    client.disconnect()
-    client.loop_stop()
+def publish_all(host: str, port: int, topic: str, data: list[bytes]) -> None:
+    """Publish at QoS 1, at most 1,000 unacknowledged (65k+ stalls a publisher), with the benchmarks'
+    load publisher (``bench/mqtt_load``), and wait for every acknowledgement."""
+    client = QoS1Publisher(host, port, f"bench-pub-{os.getpid()}")
+    try:
+        client.publish_all(topic.encode(), data)
+        if not client.wait_acked(60):
+            raise SystemExit(f"the broker acknowledged {client.acked} of {client.sent} messages")
+    finally:
+        client.close()
 
 
 def subscriber(host: str, port: int, n: int) -> None:
@@ -80,22 +80,13 @@ def subscriber(host: str, port: int, n: int) -> None:
 
 
 def publisher(host: str, port: int, n: int) -> None:
-    """One of the baseline's publisher processes: says ``ready`` once its ``n`` messages are built and
-    it is connected, publishes them all on a line on stdin, and says ``done`` once all are acknowledged."""
+    """One of the baseline's publisher processes: says ``ready`` once its ``n`` messages are built,
+    publishes them all on a line on stdin, and says ``done`` once all are acknowledged."""
     data = payloads(n, f"bench-base-{os.getpid()}")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
-    client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
-    client.connect(host, port)
-    client.loop_start()
     print("ready", flush=True)
     sys.stdin.readline()
-    infos = [client.publish("bench/readings", d, qos=1) for d in data]
-    for info in infos:
-        info.wait_for_publish(60)
+    publish_all(host, port, "bench/readings", data)
     print("done", flush=True)
-    client.disconnect()
-    client.loop_stop()
 
 
 def baseline(settings: Settings, data: list[bytes], publishers: int = 1) -> float:
@@ -121,7 +112,7 @@ def baseline(settings: Settings, data: list[bytes], publishers: int = 1) -> floa
                 p.stdin.write("go\n")
                 p.stdin.flush()
         else:
-            publish_all(settings, "bench/readings", data)
+            publish_all(settings.mqtt.host, settings.mqtt.port, "bench/readings", data)
         if proc.stdout.readline().strip() != "done":
             raise SystemExit("the baseline subscriber did not get every message")
         return total / (time.perf_counter() - t)
@@ -164,7 +155,7 @@ def main() -> None:
         while sum(asyncio.run(end_offsets(settings, topic)).values()) == 0:
             if time.monotonic() > deadline:
                 raise SystemExit("the ingest bridge did not start")
-            publish_all(settings, "safecity/v1/gas/bench-gas/reading", data[:1])
+            publish_all(settings.mqtt.host, settings.mqtt.port, "safecity/v1/gas/bench-gas/reading", data[:1])
             time.sleep(0.5)
         time.sleep(1)  # any warm-up message still on its way lands before the first run's offsets
         bases, rates = [], []
@@ -172,7 +163,7 @@ def main() -> None:
             bases.append(baseline(settings, data))
             before = asyncio.run(end_offsets(settings, topic))
             t = time.time()
-            publish_all(settings, "safecity/v1/gas/bench-gas/reading", data)
+            publish_all(settings.mqtt.host, settings.mqtt.port, "safecity/v1/gas/bench-gas/reading", data)
             # the time ingest sent the last of them (its records' Kafka timestamps), read by events: a
             # record may be a pack of readings
             found, last = asyncio.run(wait_for_events(settings, before, len(data), 600))
