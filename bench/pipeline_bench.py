@@ -5,9 +5,9 @@
 
 Starts its own Mosquitto, Kafka and InfluxDB on free loopback ports, and the real ingest, worker,
 alert service and metrics writer (SQLite alert store), all stopped by PID at the end. A load
-generator in separate processes (paho, QoS 1, at most 1,000 unacknowledged messages each) publishes
-gas readings for ``--sensors`` registered sensors at each offered rate for ``--step-s`` seconds;
-then it prints, each figure the median of ``--repeat`` runs with its range (min-max):
+generator in separate processes (``bench/mqtt_load``: QoS 1, at most 1,000 unacknowledged messages
+each) publishes gas readings for ``--sensors`` registered sensors at each offered rate for
+``--step-s`` seconds; then it prints, each figure the median of ``--repeat`` runs with its range (min-max):
 
 - **Ceiling**: plain MQTT QoS 1, publishers and subscriber in separate processes (the baseline): as
   many publisher processes as the load's generators at the highest gas rate offered (one per 4,000/s),
