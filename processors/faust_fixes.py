@@ -263,8 +263,8 @@ def apply(fetch_max_wait_ms: int, inline_delivery: bool = True, fetch_min_bytes:
             committed = await consumer.seek_to_committed()
             rewound = await rewind_uncommitted(consumer, committed, reset)
             if rewound:
-                logger.info("seek to committed: %d partition(s) without a committed offset start over (%s)",
-                            len(rewound), reset)
+                logger.info("seek to committed: %d partition(s) without a committed offset start over (%s): %s",
+                            len(rewound), reset, ", ".join(sorted(f"{tp.topic}:{tp.partition}" for tp in rewound)))
             return committed
 
         return await self.call_thread(seek)
