@@ -224,11 +224,26 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         unset_flag(CONSUMER_FETCHING)
 
 
+#: The faust-streaming release whose methods ``_drain_messages`` and ``Store.revoke_partitions`` are
+#: copied above (with the changes described). With any other, ``apply()`` leaves Faust's own in place,
+#: and says so: a copy of another release's method could skip what that release changed.
+COPIED_FROM = "0.15."
+
+
+def copies_fit(version: str) -> bool:
+    """Whether this module's copies of Faust's methods are of faust-streaming ``version``."""
+    return version.startswith(COPIED_FROM)
+
+
 FETCH_MAX_WAIT_MS = [1500]  # Faust's own; apply() sets the worker's (the consumers Faust creates from then on)
 FETCH_MIN_BYTES = [1]  # aiokafka's default, as Faust leaves it
 
 
-def apply(fetch_max_wait_ms: int, inline_delivery: bool = True, fetch_min_bytes: int = 1) -> None:
+def apply(fetch_max_wait_ms: int, inline_delivery: bool = True, fetch_min_bytes: int = 1,
+          faust_version: str | None = None) -> None:
+    """The fixes, on Faust's classes (again on a second call, with the settings given then).
+    ``faust_version`` is the installed faust-streaming's unless given (tests)."""
+    import faust
     from faust.stores import rocksdb
     from faust.transport.consumer import Consumer
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
@@ -238,10 +253,20 @@ def apply(fetch_max_wait_ms: int, inline_delivery: bool = True, fetch_min_bytes:
     producer_log = logging.getLogger("faust.transport.producer")
     if PRODUCER_WAITS not in producer_log.filters:
         producer_log.addFilter(PRODUCER_WAITS)
+    version = faust_version or faust.__version__
+    copies = copies_fit(version)
+    if not copies:
+        logger.warning("faust-streaming %s: the worker's copies of two of its methods are of %sx, so it runs "
+                       "Faust's own (records handed on in Faust's tasks, a full collection per table at a rebalance)",
+                       version, COPIED_FROM)
     if not hasattr(Consumer, "faust_drain_messages"):
         Consumer.faust_drain_messages = Consumer._drain_messages  # type: ignore[attr-defined]
-    Consumer._drain_messages = (_drain_messages if inline_delivery  # type: ignore[method-assign]
+    Consumer._drain_messages = (_drain_messages if inline_delivery and copies  # type: ignore[method-assign]
                                 else Consumer.faust_drain_messages)  # type: ignore[attr-defined]
+    if not hasattr(rocksdb.Store, "faust_revoke_partitions"):
+        rocksdb.Store.faust_revoke_partitions = rocksdb.Store.revoke_partitions  # type: ignore[attr-defined]
+    rocksdb.Store.revoke_partitions = (revoke_partitions if copies  # type: ignore[method-assign]
+                                       else rocksdb.Store.faust_revoke_partitions)  # type: ignore[attr-defined]
     if getattr(AIOKafkaConsumerThread.seek_to_committed, "safecity_fix", False):
         return
 
@@ -271,7 +296,6 @@ def apply(fetch_max_wait_ms: int, inline_delivery: bool = True, fetch_min_bytes:
 
     seek_to_committed.safecity_fix = True  # type: ignore[attr-defined]
     AIOKafkaConsumerThread.seek_to_committed = seek_to_committed  # type: ignore[method-assign]
-    rocksdb.Store.revoke_partitions = revoke_partitions  # type: ignore[method-assign]
 
 
 def revoke_partitions(self: Any, table: Any, tps: Set[TopicPartition]) -> None:

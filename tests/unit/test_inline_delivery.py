@@ -121,6 +121,24 @@ def test_the_setting_chooses_the_fetch_loop() -> None:
         faust_fixes.apply(50)
 
 
+def test_with_another_faust_release_its_own_methods_run_not_the_copies(caplog: pytest.LogCaptureFixture) -> None:
+    from faust.stores import rocksdb
+    from faust.transport.consumer import Consumer
+
+    try:
+        with caplog.at_level(logging.WARNING, logger=faust_fixes.__name__):
+            faust_fixes.apply(50, inline_delivery=True, faust_version="0.16.0")
+        assert Consumer._drain_messages is Consumer.faust_drain_messages
+        assert rocksdb.Store.revoke_partitions is rocksdb.Store.faust_revoke_partitions
+        assert "faust-streaming 0.16.0" in caplog.text and "Faust's own" in caplog.text
+        faust_fixes.apply(50, faust_version="0.15.9")
+        assert Consumer._drain_messages is faust_fixes._drain_messages
+        assert rocksdb.Store.revoke_partitions is faust_fixes.revoke_partitions
+    finally:
+        faust_fixes.apply(50)
+    assert faust_fixes.copies_fit(__import__("faust").__version__)  # the release installed is the one copied
+
+
 def test_faust_producer_buffer_waits_are_counted_not_logged_each(caplog: pytest.LogCaptureFixture) -> None:
     faust_fixes.apply(50)
     log = logging.getLogger("faust.transport.producer")
