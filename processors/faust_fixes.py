@@ -1,4 +1,5 @@
-"""Four fixes to Faust (its consumer and its RocksDB store), applied when the worker's app is built (``apply()``).
+"""Six fixes to Faust (its consumer, its recovery and its RocksDB store), applied when the worker's app is built
+(``apply()``).
 
 **Records lost after a rebalance.** While a rebalance settles, Faust may throw away records it has
 already fetched (its fetch loop stops iterating a batch when the flow is suspended, or when the
@@ -18,6 +19,32 @@ The fix: after the seek, partitions with no committed offset go to the group's r
 (``consumer_auto_offset_reset``: the beginning here) and those committed at 0 go to 0. A record
 may then be processed twice (at least once): the gas rules and watch-list cooldowns recognise a
 replayed event, and the alert service a repeated transition.
+
+**Records thrown away after the seek to committed.** When a rebalance's recovery is done, Faust
+resumes the stream partitions, then seeks them to their committed offsets (``perform_seek``: one
+request per partition, a fraction of a second in all), then resumes the flow, which empties every
+stream's buffer. The fetch loop runs all the while, so a partition already seeked can be fetched
+and its records handed to the streams before the flow resumes; the emptying throws them away
+unprocessed, the position is past them, and no seek brings them back: the partition's committed
+offset stays below them until the next rebalance. Found with urgent gas readings (records of their
+own, each a few in a burst): a worker taking over a partition processed its first records, then none
+until the next rebalance; read back from the worker's log, records 76-98 were fetched and handed on
+between the seek and the resume, 76-79 processed and committed, 80-98 never seen again, and the
+failover test waited 300 s for the clears they carried (4 of 9 runs on a busy machine). The fix:
+the stream partitions are sought while still paused, and resumed after (``on_recovery_completed``
+and ``_resume_streams``, copies of Faust's with those two steps swapped), so nothing of them is
+fetched before the flow resumes.
+
+**Paused partitions' records taken and dropped.** Faust's fetch hands aiokafka its set of active
+partitions, the live set, and aiokafka's ``fetched_records`` waits up to a second for records of
+those partitions, reading the set as it wakes; but an empty set means "every partition" to it. A
+rebalance's recovery resumes the changelog partitions and pauses them again when they are read,
+so a fetch waiting with only those active wakes to an empty set, and takes the records of every
+partition, the paused stream partitions' too; Faust drops them (not active), and aiokafka's
+position is past them. Found by the test of the fix above: a burst that came during the seek was
+taken this way in 2 of 5 runs, and never processed. The fix: aiokafka gets the live set behind an
+object that is never empty to it (``Only``), so a partition resumed during the wait still counts,
+and nothing else ever does.
 
 **Busy partitions held back by a quiet fetch.** Faust builds its consumer with
 ``fetch_max_wait_ms=1500``. aiokafka sends one fetch at a time to a broker, and leaves out the
@@ -79,6 +106,7 @@ from collections.abc import AsyncIterator, Coroutine, Generator, Mapping, Set
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types import TP
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +125,23 @@ async def rewind_uncommitted(consumer: AIOKafkaConsumer, committed: Mapping[Topi
         else:
             await consumer.seek_to_beginning(*never)
     return never + zero
+
+
+class Only:
+    """A set of partitions as aiokafka's ``Fetcher.fetched_records`` reads it (``if partitions and tp
+    not in partitions``): the partitions in ``tps`` (a live set: it may change during the wait), and
+    when it is empty none, not every partition."""
+
+    __slots__ = ("tps",)
+
+    def __init__(self, tps: Set[Any]) -> None:
+        self.tps = tps
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self.tps
 
 
 class Resumed:
@@ -224,9 +269,10 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         unset_flag(CONSUMER_FETCHING)
 
 
-#: The faust-streaming release whose methods ``_drain_messages`` and ``Store.revoke_partitions`` are
-#: copied above (with the changes described). With any other, ``apply()`` leaves Faust's own in place,
-#: and says so: a copy of another release's method could skip what that release changed.
+#: The faust-streaming release whose methods (``_drain_messages``, ``revoke_partitions``, and the
+#: recovery's ``on_recovery_completed`` and ``_resume_streams``) are copied here, with the changes
+#: described. With any other, ``apply()`` leaves Faust's own in place, and says so: a copy of another
+#: release's method could skip what that release changed.
 COPIED_FROM = "0.15."
 
 
@@ -245,6 +291,7 @@ def apply(fetch_max_wait_ms: int, inline_delivery: bool = True, fetch_min_bytes:
     ``faust_version`` is the installed faust-streaming's unless given (tests)."""
     import faust
     from faust.stores import rocksdb
+    from faust.tables.recovery import Recovery
     from faust.transport.consumer import Consumer
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
@@ -256,13 +303,21 @@ def apply(fetch_max_wait_ms: int, inline_delivery: bool = True, fetch_min_bytes:
     version = faust_version or faust.__version__
     copies = copies_fit(version)
     if not copies:
-        logger.warning("faust-streaming %s: the worker's copies of two of its methods are of %sx, so it runs "
-                       "Faust's own (records handed on in Faust's tasks, a full collection per table at a rebalance)",
+        logger.warning("faust-streaming %s: the worker's copies of its methods are of %sx, so it runs Faust's own "
+                       "(the seek to committed after the streams resume, records handed on in Faust's tasks, a full "
+                       "collection per table at a rebalance)",
                        version, COPIED_FROM)
     if not hasattr(Consumer, "faust_drain_messages"):
         Consumer.faust_drain_messages = Consumer._drain_messages  # type: ignore[attr-defined]
     Consumer._drain_messages = (_drain_messages if inline_delivery and copies  # type: ignore[method-assign]
                                 else Consumer.faust_drain_messages)  # type: ignore[attr-defined]
+    if not hasattr(Recovery, "faust_on_recovery_completed"):
+        Recovery.faust_on_recovery_completed = Recovery.on_recovery_completed  # type: ignore[attr-defined]
+        Recovery.faust_resume_streams = Recovery._resume_streams  # type: ignore[attr-defined]
+    Recovery.on_recovery_completed = (on_recovery_completed if copies  # type: ignore[method-assign]
+                                      else Recovery.faust_on_recovery_completed)  # type: ignore[attr-defined]
+    Recovery._resume_streams = (_resume_streams if copies  # type: ignore[method-assign]
+                                else Recovery.faust_resume_streams)  # type: ignore[attr-defined]
     if not hasattr(rocksdb.Store, "faust_revoke_partitions"):
         rocksdb.Store.faust_revoke_partitions = rocksdb.Store.revoke_partitions  # type: ignore[attr-defined]
     rocksdb.Store.revoke_partitions = (revoke_partitions if copies  # type: ignore[method-assign]
@@ -279,6 +334,12 @@ def apply(fetch_max_wait_ms: int, inline_delivery: bool = True, fetch_min_bytes:
         return consumer
 
     AIOKafkaConsumerThread._create_worker_consumer = _create_worker_consumer  # type: ignore[method-assign]
+    fetch_records = AIOKafkaConsumerThread._fetch_records
+
+    async def _fetch_records(self, consumer: AIOKafkaConsumer, active_partitions: Set[TP], *args, **kwargs) -> Any:
+        return await fetch_records(self, consumer, Only(active_partitions), *args, **kwargs)
+
+    AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]
 
     async def seek_to_committed(self) -> Mapping[TopicPartition, int]:
         consumer = self._ensure_consumer()
@@ -304,3 +365,65 @@ def revoke_partitions(self: Any, table: Any, tps: Set[TopicPartition]) -> None:
     for tp in tps:
         if tp.topic in table.changelog_topic.topics and self._dbs.pop(tp.partition, None) is not None:
             self.logger.info(f"closing db {tp.topic} partition {tp.partition}")
+
+
+async def seek_then_resume(recovery: Any, consumer: Any, assignment: Set[TP]) -> None:
+    """The stream partitions sought to their committed offsets while paused, then resumed: nothing of
+    them is fetched (and handed on, to be thrown away when the flow resumes) before the seek."""
+    if assignment:
+        recovery.log.info("Seek stream partitions to committed offsets.")
+        await recovery._wait(consumer.perform_seek(), timeout=recovery.app.conf.broker_request_timeout)
+    consumer.resume_partitions({tp for tp in assignment if not recovery._is_changelog_tp(tp)})
+
+
+async def on_recovery_completed(self: Any, generation_id: int = 0) -> None:  # pragma: no cover - the recovery
+    """Faust's ``Recovery.on_recovery_completed`` (faust-streaming 0.15) with the seek before the
+    resume (``seek_then_resume``); otherwise the same steps."""
+    consumer = self.app.consumer
+    self.log.info("Restore complete!")
+    await self.app.on_rebalance_complete.send()
+    self._set_recovery_ended()
+    callback_coros = [asyncio.ensure_future(table.on_recovery_completed(self.actives_for_table[table],
+                                                                         self.standbys_for_table[table]))
+                      for table in self.tables.values()]
+    if callback_coros:
+        await asyncio.wait(callback_coros)
+    assignment = consumer.assignment()
+    if self.app.consumer_generation_id != generation_id:
+        self.log.warning(f"Recovery rebalancing again app id {self.app.consumer_generation_id} param {generation_id}")
+        return
+    await seek_then_resume(self, consumer, assignment)
+    self.completed.set()
+    self.app.flow_control.resume()
+    consumer.resume_flow()
+    await self.app._fetcher.maybe_start()  # finally make sure the fetcher is running
+    self.tables.on_actives_ready()
+    if not self.app.assignor.assigned_standbys():
+        self.tables.on_standbys_ready()
+    self.app.on_rebalance_end()
+    self.log.info("Worker ready")
+
+
+async def _resume_streams(self: Any, generation_id: int = 0) -> None:  # pragma: no cover - a worker without tables
+    """Faust's ``Recovery._resume_streams`` (faust-streaming 0.15, the recovery of a worker without
+    tables) with the seek before the resume (``seek_then_resume``); otherwise the same steps."""
+    app = self.app
+    consumer = app.consumer
+    await app.on_rebalance_complete.send()
+    assignment = consumer.assignment()
+    if self.app.consumer_generation_id != generation_id:
+        self.log.warning("Recovery rebalancing again")
+        return
+    if assignment:
+        await seek_then_resume(self, consumer, assignment)
+    else:
+        self.log.info("Resuming streams with empty assignment")
+    self.completed.set()
+    self.log.info("Resuming flow...")
+    app.flow_control.resume()
+    consumer.resume_flow()
+    await app._fetcher.maybe_start()  # finally make sure the fetcher is running
+    self.tables.on_actives_ready()
+    self.tables.on_standbys_ready()
+    app.on_rebalance_end()
+    self.log.info("Worker ready")

@@ -180,3 +180,137 @@ def test_hand_offs_that_wait_for_a_full_stream_buffer_all_arrive_once_in_order(s
     assert got == list(range(n))
     assert sum(waited) > n // 2, (sum(waited), len(waited))  # most hand-offs waited for the buffer
     assert max(ahead) <= 8, max(ahead)  # and the fetch loop waited with them: the buffer's 4, and one waiting
+
+
+
+
+def test_a_fetch_left_with_no_active_partition_takes_no_records(stack, settings):
+    """aiokafka reads an empty set of partitions as every partition, and Faust's live set of active
+    partitions empties during a recovery (processors/faust_fixes.py, "Paused partitions' records
+    taken and dropped"): behind ``Only`` it takes nothing, and a partition added during the wait counts."""
+    async def scenario() -> None:
+        bootstrap = settings.kafka.bootstrap
+        topic = f"it-only-{uuid.uuid4().hex[:6]}"
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        for i in range(3):
+            await producer.send_and_wait(topic, f"r{i}".encode(), partition=0)
+        await producer.stop()
+        tp = TopicPartition(topic, 0)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            fetcher = consumer._fetcher
+            deadline = time.monotonic() + 10
+            while tp not in fetcher._records and time.monotonic() < deadline:  # fetched, not yet taken
+                await asyncio.sleep(0.05)
+            live: set[TopicPartition] = set()  # no partition active (all paused)
+            assert await fetcher.fetched_records(faust_fixes.Only(live), timeout=0.3) == {}
+            assert await consumer.position(tp) == 0
+            waiting = asyncio.ensure_future(fetcher.fetched_records(faust_fixes.Only(live), timeout=5))
+            await asyncio.sleep(0.2)
+            live.add(tp)  # resumed while the fetch waits
+            for waiter in list(fetcher._fetch_waiters):  # woken as by a fetch response arriving
+                fetcher._notify(waiter)
+            taken = await waiting
+            assert [r.value for r in taken[tp]] == [b"r0", b"r1", b"r2"]
+            # aiokafka's own reading of the empty set: every partition's records, positions moved past them
+            consumer.seek(tp, 0)
+            while tp not in fetcher._records and time.monotonic() < deadline + 10:
+                await asyncio.sleep(0.05)
+            assert [r.value for r in (await fetcher.fetched_records(set(), timeout=0.3))[tp]] == [b"r0", b"r1", b"r2"]
+            assert await consumer.position(tp) == 3
+        finally:
+            await consumer.stop()
+
+    asyncio.run(scenario())
+
+
+def test_records_fetched_while_the_partitions_are_sought_are_not_thrown_away(stack, settings, tmp_path, monkeypatch):
+    """Records that arrive while a rebalance seeks the stream partitions to their committed offsets
+    (processors/faust_fixes.py, "Records thrown away after the seek to committed"): Faust resumed the
+    partitions first, so they were fetched and handed to the stream during the seek, and thrown away
+    with the stream's buffer when the flow resumed, the position already past them. A worker restarts
+    (its table restored from the changelog, so its fetcher runs during the recovery) and its seek is
+    held open until a burst is in Kafka (with Faust's order, fetched and in the slow agent's buffer):
+    every record must still be processed, without another rebalance."""
+    import faust
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    n = 20
+    faust_fixes.apply(settings.worker.fetch_max_wait_ms, fetch_min_bytes=settings.worker.fetch_min_bytes)
+    name = f"it-seek-{uuid.uuid4().hex[:6]}"
+
+    def worker(got: list[int]) -> faust.App:
+        app = faust.App(name, broker=f"kafka://{settings.kafka.bootstrap}", store="memory://", datadir=str(tmp_path),
+                        web_enabled=False, topic_partitions=1, topic_replication_factor=1,
+                        consumer_auto_offset_reset="earliest")
+        topic = app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                          partitions=1)
+        seen = app.Table("seen", default=int, partitions=1)
+
+        @app.agent(topic)
+        async def slow(stream):
+            async for value in stream:
+                got.append(int(value))
+                seen[value] += 1
+                await asyncio.sleep(0.05)  # the rest of a burst waits in the stream's buffer
+
+        return app
+
+    seek = AIOKafkaConsumerThread.seek_to_committed
+    held: list[list[int]] = []  # what the restarted worker had processed when its seek ended
+
+    async def send(values: range) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
+        await producer.start()
+        try:
+            for i in values:
+                await producer.send(name, str(i).encode(), partition=0)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    async def run(app: faust.App, got: list[int], until: int) -> None:
+        await app.start()
+        try:
+            deadline = time.monotonic() + 30
+            while len(got) < until and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        finally:
+            await app.stop()
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(name, 1, 1)])
+        await admin.close()
+        await send(range(3))
+        first: list[int] = []
+        await run(worker(first), first, 3)  # the table has a changelog now, and the group an offset
+        again: list[int] = []
+
+        async def seek_then_send(self):
+            committed = await seek(self)  # the partition is sought; a burst comes before the flow resumes
+            if not held:
+                await send(range(3, 3 + n))
+                deadline = time.monotonic() + 3
+                while not again and time.monotonic() < deadline:  # Faust's order: the first is in process
+                    await asyncio.sleep(0.05)
+                held.append(list(again))
+            return committed
+
+        monkeypatch.setattr(AIOKafkaConsumerThread, "seek_to_committed", seek_then_send)
+        await run(worker(again), again, n)
+        return first, again
+
+    first, again = asyncio.run(scenario())
+    assert first == [0, 1, 2]
+    assert held, "the restarted worker never sought its stream partition"
+    assert again == list(range(3, 3 + n)), (again, held)

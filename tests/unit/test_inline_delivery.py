@@ -123,6 +123,7 @@ def test_the_setting_chooses_the_fetch_loop() -> None:
 
 def test_with_another_faust_release_its_own_methods_run_not_the_copies(caplog: pytest.LogCaptureFixture) -> None:
     from faust.stores import rocksdb
+    from faust.tables.recovery import Recovery
     from faust.transport.consumer import Consumer
 
     try:
@@ -130,10 +131,14 @@ def test_with_another_faust_release_its_own_methods_run_not_the_copies(caplog: p
             faust_fixes.apply(50, inline_delivery=True, faust_version="0.16.0")
         assert Consumer._drain_messages is Consumer.faust_drain_messages
         assert rocksdb.Store.revoke_partitions is rocksdb.Store.faust_revoke_partitions
+        assert Recovery.on_recovery_completed is Recovery.faust_on_recovery_completed
+        assert Recovery._resume_streams is Recovery.faust_resume_streams
         assert "faust-streaming 0.16.0" in caplog.text and "Faust's own" in caplog.text
         faust_fixes.apply(50, faust_version="0.15.9")
         assert Consumer._drain_messages is faust_fixes._drain_messages
         assert rocksdb.Store.revoke_partitions is faust_fixes.revoke_partitions
+        assert Recovery.on_recovery_completed is faust_fixes.on_recovery_completed
+        assert Recovery._resume_streams is faust_fixes._resume_streams
     finally:
         faust_fixes.apply(50)
     assert faust_fixes.copies_fit(__import__("faust").__version__)  # the release installed is the one copied
