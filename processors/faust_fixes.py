@@ -42,7 +42,7 @@ rebalance's recovery resumes the changelog partitions and pauses them again when
 so a fetch waiting with only those active wakes to an empty set, and takes the records of every
 partition, the paused stream partitions' too; Faust drops them (not active), and aiokafka's
 position is past them. Found by the test of the fix above: a burst that came during the seek was
-taken this way in 2 of 5 runs, and never processed. The fix: aiokafka gets the live set behind an
+taken this way in 3 of 6 runs, and never processed. The fix: aiokafka gets the live set behind an
 object that is never empty to it (``Only``), so a partition resumed during the wait still counts,
 and nothing else ever does.
 
