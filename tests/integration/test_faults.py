@@ -32,7 +32,9 @@ def test_influxdb_down_delays_only_the_metrics(pipeline, settings, registry, rec
         poll(lambda: b"InfluxDB not taking writes" in log.read_bytes()[offset:], 60, "the writer to notice")
         ok, report = probe(pipeline["metrics"].health_url)  # the writer's health says why it holds back
         assert not ok and report["checks"]["influxdb"]["ok"] is False and report["checks"]["kafka"]["ok"] is True
-        assert probe(pipeline["worker"].health_url)[0] and probe(pipeline["alerter"].health_url)[0]
+        (worker_ok, worker), (alerter_ok, alerter) = probe(pipeline["worker"].health_url), \
+            probe(pipeline["alerter"].health_url)
+        assert worker_ok and alerter_ok, (worker, alerter)  # the reports say why not
         time.sleep(max(0.0, started + OUTAGE_S - time.monotonic()))  # a minute-long outage
         assert pipeline["worker"].proc.poll() is None and pipeline["alerter"].proc.poll() is None
     finally:
