@@ -19,19 +19,29 @@ from processors.faust_fixes import rewind_uncommitted
 pytestmark = pytest.mark.integration
 
 
+async def _new_topic(bootstrap: str, name: str, partitions: int = 1, records: int = 0) -> str:
+    """Creates topic ``name`` and produces ``records`` records (b"r0", b"r1", ...) to its partition 0."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+    if records:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+        await producer.start()
+        try:
+            for i in range(records):
+                await producer.send_and_wait(name, f"r{i}".encode(), partition=0)
+        finally:
+            await producer.stop()
+    return name
+
+
 def test_seeking_back_to_committed_reads_again_what_was_never_committed(stack, settings):
     async def scenario() -> None:
         bootstrap = settings.kafka.bootstrap
-        topic = f"it-rewind-{uuid.uuid4().hex[:6]}"
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-        await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        for i in range(5):
-            await producer.send_and_wait(topic, f"r{i}".encode(), partition=0)
-        await producer.stop()
+        topic = await _new_topic(bootstrap, f"it-rewind-{uuid.uuid4().hex[:6]}", records=5)
 
         tp = TopicPartition(topic, 0)
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=f"it-rewind-{uuid.uuid4().hex[:6]}",
@@ -73,11 +83,7 @@ def test_seeking_back_to_committed_reads_again_what_was_never_committed(stack, s
 async def _held_back(bootstrap: str, fetch_max_wait_ms: int, fetch_min_bytes: int = 1) -> float:
     """Seconds until a busy partition's new record is delivered, when the record before it stayed
     unprocessed long enough for the consumer to send a fetch of the quiet partition alone."""
-    topic = f"it-quiet-{uuid.uuid4().hex[:6]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    await admin.create_topics([NewTopic(topic, 2, 1)])
-    await admin.close()
+    topic = await _new_topic(bootstrap, f"it-quiet-{uuid.uuid4().hex[:6]}", partitions=2)
     busy, quiet = TopicPartition(topic, 0), TopicPartition(topic, 1)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
@@ -156,10 +162,7 @@ def test_hand_offs_that_wait_for_a_full_stream_buffer_all_arrive_once_in_order(s
             await asyncio.sleep(0.002)
 
     async def scenario() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-        await admin.start()
-        await admin.create_topics([NewTopic(name, 1, 1)])
-        await admin.close()
+        await _new_topic(settings.kafka.bootstrap, name)
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
         await producer.start()
         try:
@@ -190,16 +193,7 @@ def test_a_fetch_left_with_no_active_partition_takes_no_records(stack, settings)
     taken and dropped"): behind ``Only`` it takes nothing, and a partition added during the wait counts."""
     async def scenario() -> None:
         bootstrap = settings.kafka.bootstrap
-        topic = f"it-only-{uuid.uuid4().hex[:6]}"
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-        await admin.close()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        for i in range(3):
-            await producer.send_and_wait(topic, f"r{i}".encode(), partition=0)
-        await producer.stop()
+        topic = await _new_topic(bootstrap, f"it-only-{uuid.uuid4().hex[:6]}", records=3)
         tp = TopicPartition(topic, 0)
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest")
@@ -287,10 +281,7 @@ def test_records_fetched_while_the_partitions_are_sought_are_not_thrown_away(sta
             await app.stop()
 
     async def scenario() -> tuple[list[int], list[int]]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-        await admin.start()
-        await admin.create_topics([NewTopic(name, 1, 1)])
-        await admin.close()
+        await _new_topic(settings.kafka.bootstrap, name)
         await send(range(3))
         first: list[int] = []
         await run(worker(first), first, 3)  # the table has a changelog now, and the group an offset
