@@ -424,7 +424,8 @@ class KafkaStamps(TopicFollower):
     The same consumer's own delay for those readings (ingest's send -> it has them) is the baseline
     for the worker's stage: the part of it that is Kafka's and the producer's, not the worker's."""
 
-    topic_names = (topics.KAFKA_TOPICS[MessageKind.GAS_READING], topics.KAFKA_ALERTS)
+    topic_names = (topics.KAFKA_TOPICS[MessageKind.GAS_READING], topics.KAFKA_URGENT[MessageKind.GAS_READING],
+                   topics.KAFKA_ALERTS)
     fetch_max_wait_ms = 50  # and aiokafka's fetch_min_bytes of 1: a record is fetched the moment it is there
 
     def __init__(self, settings: Settings, prefix: str) -> None:
@@ -437,11 +438,11 @@ class KafkaStamps(TopicFollower):
         super().__init__(settings)
 
     def on_batch(self, batch: dict) -> None:
-        raw, alerts = self.topic_names
+        raw, urgent, alerts = self.topic_names
         for tp, records in batch.items():
             for r in records:
                 key = r.key or b""
-                if tp.topic == raw:
+                if tp.topic in (raw, urgent):  # the probe's raising readings are urgent (ingest's Urgency)
                     for sensor in self._probed(r):
                         now = time.time()
                         self.reading[sensor], self.fetched[sensor] = r.timestamp / 1000, now

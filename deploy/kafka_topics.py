@@ -28,6 +28,7 @@ def topic_configs(settings: KafkaSettings) -> dict[str, dict[str, str]]:
     personal = int(settings.personal_retention_h * 3600 * 1000)
     for name in PERSONAL_TOPICS:
         configs[name]["retention.ms"] = str(personal)
+    configs.update({name: dict(events) for name in topics.KAFKA_URGENT.values()})
     configs[topics.KAFKA_ALERTS] = {"retention.ms": str(90 * DAY_MS)}
     configs[topics.KAFKA_DEAD_LETTERS] = {"retention.ms": str(30 * DAY_MS)}
     configs[topics.KAFKA_GAS_TICKS] = {"retention.ms": str(DAY_MS)}

@@ -20,7 +20,8 @@ taken or once the loop has taken ``PACK_ROUND`` messages or ``PACK_ROUND_BYTES``
 the packs were begun. A lone event is a record of its own, keyed by its device as every other
 kind's. So the worker pays its cost per record (Faust's per-event machinery, the fetch) once per
 pack rather than once per reading; the order per device is kept. Everything else, and every dead
-letter, is one record per message.
+letter, is one record per message. A reading at an alarming level (``validate.Urgency``) goes, never
+packed and at once, to its kind's urgent topic (``topics.KAFKA_URGENT``), past the routine backlog.
 
 It acknowledges each MQTT message (manual ack, QoS 1, persistent session) only once Kafka has
 confirmed the record that carries it. A message Kafka never confirms is never acknowledged: after
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import signal
 import threading
@@ -59,7 +61,7 @@ from aiokafka.errors import KafkaError
 
 from deploy.kafka_topics import client_args, ensure_topics, partition_of
 from deploy.keys import sealer
-from ingest.validate import Accepted, Rejected, validate
+from ingest.validate import Accepted, Rejected, UrgentDevices, Urgency, validate
 from models import schemas, topics
 from models.settings import Settings
 from safecity.health import Check, serve_from_settings
@@ -197,6 +199,8 @@ class Bridge:
         self.lookup = self.registry.get if self.registry.enforced else None
         self.max_ahead = timedelta(seconds=settings.ingest.max_clock_ahead_s)
         self.max_age = timedelta(seconds=settings.ingest.max_event_age_s)
+        urgent = UrgentDevices(Urgency(settings.ingest.urgent_lel, settings.ingest.urgent_co_ppm))
+        self.urgent = lambda event: urgent(event, time.monotonic())
         self.redeliver: collections.deque[Batch] = collections.deque()
         self.wake = asyncio.Event()  # a failed send is waiting for redelivery
         self.outage_since = 0.0
@@ -244,7 +248,7 @@ class Bridge:
                 self.turn = (self.turn + i + 1) % n
                 msg = lane.take()
                 return lane, msg, validate(msg.topic, msg.payload, datetime.now(UTC), self.lookup, self.max_ahead,
-                                           self.max_age)
+                                           self.max_age, self.urgent)
         return None
 
     # ---- asyncio side
@@ -339,6 +343,9 @@ class Bridge:
             else:
                 if isinstance(result, Rejected):
                     logger.info("dead letter %s from %s", result.dead_letter.reason_code, msg.topic[:120])
+                elif result.kafka_topic != topics.KAFKA_TOPICS[result.kind]:  # urgent: the device's packed go first
+                    for earlier in self._take_packed(result):
+                        await self._produce([earlier])
                 await self._produce([item])
             if self.packs:
                 self.taken += 1
@@ -349,14 +356,32 @@ class Bridge:
     def _partition(self, result: Accepted) -> int | None:
         """For a kind that goes in packs, the partition Kafka's default partitioner gives the event's
         key (murmur2, as for any keyed record: a device's events stay in one partition whether packed
-        or not); None for other kinds, and while the producer has no metadata for the topic yet."""
+        or not); None for other kinds, and while the producer has no metadata for the topic yet. An
+        urgent event (``topics.KAFKA_URGENT``) is never packed: it goes at once, as a record of its own."""
         assert self.producer is not None
-        if result.kind not in topics.PACKED_KINDS:
+        if result.kind not in topics.PACKED_KINDS or result.kafka_topic != topics.KAFKA_TOPICS[result.kind]:
             return None
         partitions = self.producer.client.cluster.partitions_for_topic(result.kafka_topic)
         if not partitions:
             return None
         return partition_of(result.key, len(partitions))
+
+    def _take_packed(self, urgent: Accepted) -> Batch:
+        """The urgent event's device's events still waiting in this burst's packs, taken out (in order)
+        and bound for the urgent topic too, to be produced ahead of it: the device's order holds."""
+        routine = topics.KAFKA_TOPICS[urgent.kind]
+        partitions = self.producer.client.cluster.partitions_for_topic(routine) if self.producer else None
+        key = (routine, partition_of(urgent.key, len(partitions))) if partitions else None
+        pack = self.packs.get(key, []) if key else []
+        mine = [item for item in pack if item[2].key == urgent.key]
+        if not mine:
+            return []
+        rest = [item for item in pack if item[2].key != urgent.key]
+        if rest:
+            self.packs[key] = rest
+        else:
+            del self.packs[key]
+        return [(lane, msg, dataclasses.replace(r, kafka_topic=urgent.kafka_topic)) for lane, msg, r in mine]
 
     async def _produce_packs(self) -> None:
         packs, self.packs, self.taken, self.taken_bytes = self.packs, {}, 0, 0

@@ -136,6 +136,10 @@ class IngestSettings(_Section):
     max_clock_ahead_s: float = Field(600.0, ge=0, le=86400, description="event times further ahead: dead letter")
     max_event_age_s: float = Field(7 * 86400.0, gt=0, le=365 * 86400, description="event times further back: "
                                                                                    "dead letter")
+    urgent_lel: float = Field(10.0, ge=0, le=100, description="combustible gas readings at or above this %LEL go "
+                              "to the urgent topic, past the backlog of routine ones (0: none)")
+    urgent_co_ppm: float = Field(30.0, ge=0, le=10_000, description="CO readings at or above this ppm go to the "
+                                 "urgent topic (0: none)")
 
 
 class GasSettings(_Section):

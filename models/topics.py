@@ -68,6 +68,12 @@ KAFKA_TOPICS: dict[MessageKind, str] = {
 #: array of them, ``schemas.pack``), so the worker's cost per record is shared. Small, frequent,
 #: never sealed: gas readings. Every consumer of their topic reads records through ``schemas.unpack``.
 PACKED_KINDS: frozenset[MessageKind] = frozenset({MessageKind.GAS_READING})
+#: Urgent topics: an event that may raise an alarm now (``ingest.validate.Urgency``: a gas reading at an
+#: alarming level) goes to its kind's urgent topic instead of the kind's topic, as a record of its own,
+#: keyed by its device like every record of the kind's topic and so on the same partition number
+#: (the topics are co-partitioned: one worker has both). At the worker it never waits behind the
+#: backlog of routine readings. Read like the kind's topic (``schemas.unpack`` takes a lone event too).
+KAFKA_URGENT: dict[MessageKind, str] = {MessageKind.GAS_READING: "safecity.gas-readings-urgent.v1"}
 KAFKA_ALERTS = "safecity.alerts.v1"
 KAFKA_DEAD_LETTERS = "safecity.dead-letters.v1"
 KAFKA_GAS_TICKS = "safecity.gas-silence-checks.v1"  # per sensor, co-partitioned with gas readings

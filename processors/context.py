@@ -161,17 +161,19 @@ class Context:
             await self.dead_letter(exc.code, str(exc), source, raw)
             return None
 
-    async def decode_record(self, kind: MessageKind, raw: bytes) -> list[Any]:
+    async def decode_record(self, kind: MessageKind, raw: bytes, source: str | None = None) -> list[Any]:
         """A record's valid events: one, or a pack's (``topics.PACKED_KINDS``), in order; a pack that
-        does not parse, and each element that does not fit its schema, becomes a dead letter."""
+        does not parse, and each element that does not fit its schema, becomes a dead letter (from
+        ``source``: the kind's topic unless said)."""
+        source = source or topics.KAFKA_TOPICS[kind]
         try:
             values = schemas.unpack(raw or b"")
         except SchemaError as exc:
-            await self.dead_letter(exc.code, str(exc), topics.KAFKA_TOPICS[kind], raw)
+            await self.dead_letter(exc.code, str(exc), source, raw)
             return []
         events = []
         for value in values:
-            event = await self.decode(kind, value)
+            event = await self.decode(kind, value, source)
             if event is not None:
                 events.append(event)
         return events

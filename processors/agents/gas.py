@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import faust
 
 from models import schemas, topics
-from models.schemas import Alert, DeviceState, DeviceStatus
+from models.schemas import Alert, DeviceState, DeviceStatus, GasReading
 from models.topics import MessageKind
 from processors.context import Context
 from processors.rules import correlation, gas, metrics
@@ -65,6 +65,13 @@ class GasAgents:
             self.configs[sensor] = cfg
         return cfg
 
+    async def apply(self, reading: GasReading) -> None:
+        """One reading through the gas rules: its metric points, the new state, the alerts."""
+        self.ctx.sink().add(metrics.gas_points(reading))
+        cfg = self.cfg(reading.sensor_id)
+        state, alerts = gas.step(self.state.get(reading.sensor_id), reading, cfg)
+        await self.save(reading.sensor_id, state, alerts, cfg)
+
     async def save(self, sensor: str, state: gas.GasState, alerts: list[Alert], cfg: gas.GasConfig) -> None:
         """Store the new state (and its silence deadline, under the config the rule just used)."""
         self.state.set(sensor, state)
@@ -103,12 +110,19 @@ def register(ctx: Context) -> GasAgents:
     async def gas_readings(stream: faust.StreamT) -> None:
         async for raw in stream:  # one reading, or a pack of one partition's readings (ingest/bridge.py)
             for n, reading in enumerate(await ctx.decode_record(MessageKind.GAS_READING, raw), start=1):
-                if n % YIELD_EVERY == 0:  # a long pack does not hold the other agents (plate reads) back
+                if n % YIELD_EVERY == 0:  # a long pack holds neither urgent readings nor plate reads back
                     await asyncio.sleep(0)
-                ctx.sink().add(metrics.gas_points(reading))
-                cfg = ga.cfg(reading.sensor_id)
-                state, alerts = gas.step(ga.state.get(reading.sensor_id), reading, cfg)
-                await ga.save(reading.sensor_id, state, alerts, cfg)
+                await ga.apply(reading)
+
+    urgent = topics.KAFKA_URGENT[MessageKind.GAS_READING]
+
+    @app.agent(ctx.topic(urgent), name="gas-urgent-readings")
+    async def gas_urgent_readings(stream: faust.StreamT) -> None:
+        """Readings at alarming levels (ingest's ``Urgency``), on their own topic: the same rules and
+        table (the topics are co-partitioned), never behind the routine readings' backlog."""
+        async for raw in stream:
+            for reading in await ctx.decode_record(MessageKind.GAS_READING, raw, urgent):
+                await ga.apply(reading)
 
     @app.agent(checks, name="gas-silence")
     async def gas_silence(stream: faust.StreamT) -> None:

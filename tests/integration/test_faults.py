@@ -139,7 +139,7 @@ def test_a_snapshot_burst_does_not_hold_up_a_gas_alarm(pipeline, settings, regis
     typical = statistics.median(quiet)
     # Ingest took the raising reading in turn, not after the burst: when it reached Kafka most of the
     # snapshots, published before it, were not there yet (one queue for every kind put all 150 ahead).
-    raising = kafka_all(settings, topics.KAFKA_TOPICS[MessageKind.GAS_READING],
+    raising = kafka_all(settings, topics.KAFKA_URGENT[MessageKind.GAS_READING],  # at an alarming level: urgent
                         lambda k, v: k == sensors[-1].encode() and b'"seq":1' in v, 1)[0]
     reads = kafka_all(settings, topics.KAFKA_TOPICS[MessageKind.PLATE_READ], lambda k, v: k == cp.encode(), burst)
     ahead = sum(r.timestamp < raising.timestamp for r in reads)

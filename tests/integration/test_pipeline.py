@@ -248,6 +248,62 @@ def test_a_pack_of_readings_is_processed_reading_by_reading_and_a_bad_one_become
     poll(lambda: count(settings, "gas", f"sensor_id = '{sensor}'") == 3, 30, "a metric point per good reading")
 
 
+def test_a_reading_at_an_alarming_level_overtakes_the_backlog_of_routine_readings(pipeline, settings, uid):
+    """Ingest sends a reading at an alarming level to the urgent topic (``ingest.validate.Urgency``), and
+    the worker takes it past the routine readings' backlog. A backlog of 60,000 routine readings is
+    produced straight to the gas topic, on one partition, with an alarm of its own (sensor ``behind``)
+    after the first 40,000; right after, another sensor of that partition publishes an alarm over MQTT.
+    Its alert comes first; in one topic it would wait behind the whole backlog, ``behind``'s alarm
+    included."""
+    from aiokafka import AIOKafkaProducer
+
+    from tests.integration.harness import partition_of
+
+    n = settings.kafka.partitions
+    urgent = uid("gas")
+    same = []
+    while len(same) < 11:  # registered sensors on the urgent one's partition
+        sensor = uid("gas")
+        if partition_of(sensor, n) == partition_of(urgent, n):
+            same.append(sensor)
+    behind, routine = same[0], same[1:]
+    probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/gas-level-1/#")
+    t0 = datetime.now(UTC) - timedelta(minutes=30)
+    backlog = [schemas.encode(reading(s, 2.0, t0 + timedelta(milliseconds=10 * i), i))
+               for i in range(6_000) for s in routine]
+    # the backlog's own alarm two thirds of the way in: in one topic, the alarm published over MQTT would
+    # come after it by the last third's 20,000 readings (seconds), not just moments
+    backlog[40_000:40_000] = [schemas.encode(reading(behind, v, t0 + timedelta(seconds=60 + k), k))
+                              for k, v in enumerate([30, 31])]
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap, max_request_size=2 * 1024 * 1024)
+        await producer.start()
+        try:
+            partition = partition_of(urgent, n)
+            for i in range(0, len(backlog), 200):
+                await producer.send(topics.KAFKA_TOPICS[MessageKind.GAS_READING], schemas.pack(backlog[i:i + 200]),
+                                    partition=partition)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    client = DeviceClient(settings.mqtt, DeviceKind.GAS, urgent).start()
+    try:
+        asyncio.run(produce())
+        now = datetime.now(UTC)
+        for k, v in enumerate([30, 31]):
+            client.publish(MessageKind.GAS_READING, reading(urgent, v, now - timedelta(seconds=1 - k), k)
+                           ).wait_for_publish(10)
+        first = probe.next_json(120, lambda a: a["device_id"] in (urgent, behind) and a["state"] == "firing")
+        second = probe.next_json(300, lambda a: a["device_id"] in (urgent, behind) and a["state"] == "firing")
+    finally:
+        client.close()
+        probe.close()
+    assert (first["device_id"], second["device_id"]) == (urgent, behind)
+    poll(lambda: count(settings, "gas", f"sensor_id = '{urgent}'") == 2, 60, "the urgent readings' metric points")
+
+
 def test_ingest_crash_loses_nothing(pipeline, settings, uid):
     """SIGKILL the bridge while a device publishes; on restart the broker redelivers what Kafka never
     confirmed, so every reading arrives (duplicates are allowed, loss is not)."""

@@ -47,6 +47,7 @@ def test_the_report_matches_the_store_and_influxdb(pipeline, settings, registry,
          "the five registrations counted")
     # everything sent so far is processed and stored: the worker, the alert service, the metrics writer
     settled(settings, settings.worker.app_id, topics.KAFKA_TOPICS[MessageKind.GAS_READING])
+    settled(settings, settings.worker.app_id, topics.KAFKA_URGENT[MessageKind.GAS_READING])
     settled(settings, settings.alerts.group_id, topics.KAFKA_ALERTS)
     settled(settings, f"{settings.worker.app_id}-metrics", topics.KAFKA_METRICS)
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

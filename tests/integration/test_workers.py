@@ -69,6 +69,7 @@ def test_second_worker_fails_over_without_loss_or_repeat(pipeline, settings, reg
         # the survivor has done every reading, and the alert service every alert (the others' late
         # repeats included: they travel on other partitions than the sentinel's) ...
         settled(settings, settings.worker.app_id, topics.KAFKA_TOPICS[MessageKind.GAS_READING])
+        settled(settings, settings.worker.app_id, topics.KAFKA_URGENT[MessageKind.GAS_READING])  # 30, 31, 33, 32
         settled(settings, settings.alerts.group_id, topics.KAFKA_ALERTS)
         # ... then a sentinel: a new alarm through the same path; nothing about the others may come before it
         sentinel = registry.add("gas", interval_s=3600)

@@ -1,9 +1,10 @@
 import json
 from datetime import timedelta
 
+import msgspec
 import pytest
 
-from ingest.validate import MAX_PAYLOAD_BYTES, Accepted, Rejected, validate
+from ingest.validate import MAX_PAYLOAD_BYTES, Accepted, Rejected, UrgentDevices, Urgency, validate
 from models import schemas, topics
 from models.topics import MessageKind
 from tests import factories as f
@@ -18,6 +19,54 @@ def test_valid_reading_is_keyed_by_device_and_stamped_with_ingest_time():
     assert result.key == b"gas-001"
     event = schemas.decode_event(MessageKind.GAS_READING, result.value)
     assert event.ingested_at == NOW and event.value == 3.5
+
+
+@pytest.mark.parametrize(("reading", "urgent"), [
+    ({"value": 3.5}, False),
+    ({"value": 9.99}, False),
+    ({"value": 10.0}, True),  # at the bound
+    ({"value": 31.0}, True),
+    ({"value": None}, False),  # a fault is maintenance, never urgent
+    ({"gas": "co", "unit": "ppm", "value": 29.0}, False),
+    ({"gas": "co", "unit": "ppm", "value": 30.0}, True),
+])
+def test_a_reading_at_an_alarming_level_goes_to_the_urgent_topic_unpacked_and_keyed_the_same(reading, urgent):
+    result = validate("safecity/v1/gas/gas-001/reading", f.payload(f.gas_reading(**reading)), NOW,
+                      urgent=Urgency(lel=10.0, co_ppm=30.0))
+    assert isinstance(result, Accepted) and result.key == b"gas-001"
+    want = topics.KAFKA_URGENT if urgent else topics.KAFKA_TOPICS
+    assert result.kafka_topic == want[MessageKind.GAS_READING]
+    assert schemas.decode_event(MessageKind.GAS_READING, result.value).sensor_id == "gas-001"
+
+
+def test_urgency_can_be_turned_off_per_gas_and_is_not_asked_without_it():
+    nan = schemas.decode_event(MessageKind.GAS_READING, f.payload(f.gas_reading()))
+    assert not Urgency()(msgspec.structs.replace(nan, value=float("nan")))  # a fault: never urgent
+    high = f.payload(f.gas_reading(value=60.0))
+    assert validate("safecity/v1/gas/gas-001/reading", high, NOW).kafka_topic == topics.KAFKA_TOPICS[
+        MessageKind.GAS_READING]
+    assert validate("safecity/v1/gas/gas-001/reading", high, NOW, urgent=Urgency(lel=0.0)).kafka_topic == \
+        topics.KAFKA_TOPICS[MessageKind.GAS_READING]
+    co = f.payload(f.gas_reading(gas="co", unit="ppm", value=500.0))
+    assert validate("safecity/v1/gas/gas-001/reading", co, NOW, urgent=Urgency(co_ppm=0.0)).kafka_topic == \
+        topics.KAFKA_TOPICS[MessageKind.GAS_READING]
+    plate = validate("safecity/v1/camera/cp-001/plate-read", f.payload(f.plate_read(checkpoint_id="cp-001")), NOW, urgent=Urgency())
+    assert isinstance(plate, Accepted) and plate.kafka_topic == topics.KAFKA_TOPICS[MessageKind.PLATE_READ]
+
+
+def test_a_device_stays_urgent_for_a_while_after_its_last_alarming_reading_so_its_order_holds():
+    def gas(sensor: str, value: float):
+        return schemas.decode_event(MessageKind.GAS_READING, f.payload(f.gas_reading(sensor_id=sensor, value=value)))
+
+    urgent = UrgentDevices(Urgency(lel=10.0), sticky_s=60.0)
+    assert not urgent(gas("a", 3.0), 0.0)
+    assert urgent(gas("a", 12.0), 1.0)
+    assert urgent(gas("a", 3.0), 2.0)  # falling again, within the minute: still urgent (a burst goes one way)
+    assert not urgent(gas("b", 3.0), 2.0)  # per device
+    assert urgent(gas("a", 2.0), 60.9)
+    assert not urgent(gas("a", 2.0), 61.0)  # a minute after the last alarming one
+    assert urgent(gas("a", 10.0), 61.5) and urgent(gas("a", 1.0), 121.4) and not urgent(gas("a", 1.0), 121.6)
+    assert urgent.until == {}  # a device back to routine is forgotten
 
 
 @pytest.mark.parametrize(("topic", "payload", "code"), [
