@@ -50,7 +50,7 @@ def test_urgency_can_be_turned_off_per_gas_and_is_not_asked_without_it():
     co = f.payload(f.gas_reading(gas="co", unit="ppm", value=500.0))
     assert validate("safecity/v1/gas/gas-001/reading", co, NOW, urgent=Urgency(co_ppm=0.0)).kafka_topic == \
         topics.KAFKA_TOPICS[MessageKind.GAS_READING]
-    plate = validate("safecity/v1/camera/cp-001/plate-read", f.payload(f.plate_read(checkpoint_id="cp-001")), NOW, urgent=Urgency())
+    plate = validate("safecity/v1/camera/cp-001/plate-read", f.payload(f.plate_read()), NOW, urgent=Urgency())
     assert isinstance(plate, Accepted) and plate.kafka_topic == topics.KAFKA_TOPICS[MessageKind.PLATE_READ]
 
 
