@@ -358,21 +358,22 @@ class Bridge:
         key (murmur2, as for any keyed record: a device's events stay in one partition whether packed
         or not); None for other kinds, and while the producer has no metadata for the topic yet. An
         urgent event (``topics.KAFKA_URGENT``) is never packed: it goes at once, as a record of its own."""
-        assert self.producer is not None
         if result.kind not in topics.PACKED_KINDS or result.kafka_topic != topics.KAFKA_TOPICS[result.kind]:
             return None
-        partitions = self.producer.client.cluster.partitions_for_topic(result.kafka_topic)
-        if not partitions:
-            return None
-        return partition_of(result.key, len(partitions))
+        return self._partition_in(result.kafka_topic, result.key)
+
+    def _partition_in(self, topic: str, key: bytes) -> int | None:
+        """``key``'s partition of ``topic`` (Kafka's default partitioner); None without its metadata yet."""
+        assert self.producer is not None
+        partitions = self.producer.client.cluster.partitions_for_topic(topic)
+        return partition_of(key, len(partitions)) if partitions else None
 
     def _take_packed(self, urgent: Accepted) -> Batch:
         """The urgent event's device's events still waiting in this burst's packs, taken out (in order)
         and bound for the urgent topic too, to be produced ahead of it: the device's order holds."""
         routine = topics.KAFKA_TOPICS[urgent.kind]
-        partitions = self.producer.client.cluster.partitions_for_topic(routine) if self.producer else None
-        key = (routine, partition_of(urgent.key, len(partitions))) if partitions else None
-        pack = self.packs.get(key, []) if key else []
+        key = (routine, self._partition_in(routine, urgent.key))
+        pack = self.packs.get(key, [])
         mine = [item for item in pack if item[2].key == urgent.key]
         if not mine:
             return []

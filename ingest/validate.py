@@ -93,7 +93,8 @@ def validate(mqtt_topic: str, payload: bytes, now: datetime,
     """Never raises: anything that cannot become a valid event becomes a dead letter.
 
     With a ``registry`` lookup, devices it does not list (or lists as another kind) are rejected.
-    With ``urgent`` (``UrgentDevices`` at ingest's clock), an event it picks goes to its kind's urgent topic."""
+    With ``urgent`` (``UrgentDevices`` at ingest's clock), an event it picks goes to its kind's urgent
+    topic."""
 
     def reject(code: str, reason: str) -> Rejected:
         return Rejected(schemas.dead_letter(STAGE, code, reason, mqtt_topic, payload, now))
