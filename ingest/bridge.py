@@ -343,7 +343,7 @@ class Bridge:
             else:
                 if isinstance(result, Rejected):
                     logger.info("dead letter %s from %s", result.dead_letter.reason_code, msg.topic[:120])
-                elif result.kafka_topic != topics.KAFKA_TOPICS[result.kind]:  # urgent: the device's packed go first
+                elif result.urgent:  # the device's events still in this burst's packs go first
                     for earlier in self._take_packed(result):
                         await self._produce([earlier])
                 await self._produce([item])
@@ -358,7 +358,7 @@ class Bridge:
         key (murmur2, as for any keyed record: a device's events stay in one partition whether packed
         or not); None for other kinds, and while the producer has no metadata for the topic yet. An
         urgent event (``topics.KAFKA_URGENT``) is never packed: it goes at once, as a record of its own."""
-        if result.kind not in topics.PACKED_KINDS or result.kafka_topic != topics.KAFKA_TOPICS[result.kind]:
+        if result.kind not in topics.PACKED_KINDS or result.urgent:
             return None
         return self._partition_in(result.kafka_topic, result.key)
 

@@ -30,6 +30,11 @@ class Accepted:
     value: bytes
     event: Event
 
+    @property
+    def urgent(self) -> bool:
+        """Bound for its kind's urgent topic (``UrgentDevices``) rather than the kind's own."""
+        return self.kafka_topic != topics.KAFKA_TOPICS[self.kind]
+
 
 @dataclass(frozen=True, slots=True)
 class Urgency:

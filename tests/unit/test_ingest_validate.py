@@ -35,7 +35,7 @@ def test_a_reading_at_an_alarming_level_goes_to_the_urgent_topic_unpacked_and_ke
                       urgent=Urgency(lel=10.0, co_ppm=30.0))
     assert isinstance(result, Accepted) and result.key == b"gas-001"
     want = topics.KAFKA_URGENT if urgent else topics.KAFKA_TOPICS
-    assert result.kafka_topic == want[MessageKind.GAS_READING]
+    assert result.kafka_topic == want[MessageKind.GAS_READING] and result.urgent is urgent
     assert schemas.decode_event(MessageKind.GAS_READING, result.value).sensor_id == "gas-001"
 
 
