@@ -16,7 +16,7 @@ from devices.simulators import CheckpointSim, GasSensorSim, HotelSim
 from models import schemas, topics
 from models.schemas import GasReading, GasType, GasUnit
 from models.topics import DeviceKind, MessageKind
-from tests.integration.harness import MqttProbe, at, influx_query, kafka_config, kafka_records, poll
+from tests.integration.harness import MqttProbe, at, influx_query, kafka_config, kafka_records, poll, settled
 
 pytestmark = pytest.mark.integration
 
@@ -302,6 +302,9 @@ def test_a_reading_at_an_alarming_level_overtakes_the_backlog_of_routine_reading
         probe.close()
     assert (first["device_id"], second["device_id"]) == (urgent, behind)
     poll(lambda: count(settings, "gas", f"sensor_id = '{urgent}'") == 2, 60, "the urgent readings' metric points")
+    # the backlog worked off, its metric points written, before the next test counts its own
+    settled(settings, settings.worker.app_id, topics.KAFKA_TOPICS[MessageKind.GAS_READING], 180)
+    settled(settings, f"{settings.worker.app_id}-metrics", topics.KAFKA_METRICS, 180)
 
 
 def test_ingest_crash_loses_nothing(pipeline, settings, uid):
