@@ -281,6 +281,14 @@ def copies_fit(version: str) -> bool:
     return version.startswith(COPIED_FROM)
 
 
+def install(cls: type, name: str, ours: Any, use_ours: bool) -> None:
+    """``cls.name`` becomes ``ours``, or Faust's own again (kept as ``cls.faust_<name>`` the first time)."""
+    faust_name = "faust_" + name.lstrip("_")
+    if not hasattr(cls, faust_name):
+        setattr(cls, faust_name, getattr(cls, name))
+    setattr(cls, name, ours if use_ours else getattr(cls, faust_name))
+
+
 FETCH_MAX_WAIT_MS = [1500]  # Faust's own; apply() sets the worker's (the consumers Faust creates from then on)
 FETCH_MIN_BYTES = [1]  # aiokafka's default, as Faust leaves it
 
@@ -307,21 +315,10 @@ def apply(fetch_max_wait_ms: int, inline_delivery: bool = True, fetch_min_bytes:
                        "(the seek to committed after the streams resume, records handed on in Faust's tasks, a full "
                        "collection per table at a rebalance)",
                        version, COPIED_FROM)
-    if not hasattr(Consumer, "faust_drain_messages"):
-        Consumer.faust_drain_messages = Consumer._drain_messages  # type: ignore[attr-defined]
-    Consumer._drain_messages = (_drain_messages if inline_delivery and copies  # type: ignore[method-assign]
-                                else Consumer.faust_drain_messages)  # type: ignore[attr-defined]
-    if not hasattr(Recovery, "faust_on_recovery_completed"):
-        Recovery.faust_on_recovery_completed = Recovery.on_recovery_completed  # type: ignore[attr-defined]
-        Recovery.faust_resume_streams = Recovery._resume_streams  # type: ignore[attr-defined]
-    Recovery.on_recovery_completed = (on_recovery_completed if copies  # type: ignore[method-assign]
-                                      else Recovery.faust_on_recovery_completed)  # type: ignore[attr-defined]
-    Recovery._resume_streams = (_resume_streams if copies  # type: ignore[method-assign]
-                                else Recovery.faust_resume_streams)  # type: ignore[attr-defined]
-    if not hasattr(rocksdb.Store, "faust_revoke_partitions"):
-        rocksdb.Store.faust_revoke_partitions = rocksdb.Store.revoke_partitions  # type: ignore[attr-defined]
-    rocksdb.Store.revoke_partitions = (revoke_partitions if copies  # type: ignore[method-assign]
-                                       else rocksdb.Store.faust_revoke_partitions)  # type: ignore[attr-defined]
+    install(Consumer, "_drain_messages", _drain_messages, inline_delivery and copies)
+    install(Recovery, "on_recovery_completed", on_recovery_completed, copies)
+    install(Recovery, "_resume_streams", _resume_streams, copies)
+    install(rocksdb.Store, "revoke_partitions", revoke_partitions, copies)
     if getattr(AIOKafkaConsumerThread.seek_to_committed, "safecity_fix", False):
         return
 
