@@ -28,14 +28,31 @@ async def _new_topic(bootstrap: str, name: str, partitions: int = 1, records: in
     finally:
         await admin.close()
     if records:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-        await producer.start()
-        try:
-            for i in range(records):
-                await producer.send_and_wait(name, f"r{i}".encode(), partition=0)
-        finally:
-            await producer.stop()
+        await _send(bootstrap, name, range(records), "r{}")
     return name
+
+
+async def _send(bootstrap: str, topic: str, values: range, form: str = "{}") -> None:
+    """Produces each of ``values`` (as ``form`` puts it) to ``topic``'s partition 0, in order."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        for i in values:
+            await producer.send(topic, form.format(i).encode(), partition=0)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _run_until(app, got: list[int], n: int, timeout: float) -> None:
+    """Runs the Faust ``app`` until its agent has put ``n`` values in ``got``, or ``timeout`` seconds."""
+    await app.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while len(got) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        await app.stop()
 
 
 def test_seeking_back_to_committed_reads_again_what_was_never_committed(stack, settings):
@@ -162,29 +179,13 @@ def test_hand_offs_that_wait_for_a_full_stream_buffer_all_arrive_once_in_order(s
             await asyncio.sleep(0.002)
 
     async def scenario() -> None:
-        await _new_topic(settings.kafka.bootstrap, name)
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
-        await producer.start()
-        try:
-            for i in range(n):
-                await producer.send(name, str(i).encode(), partition=0)
-            await producer.flush()
-        finally:
-            await producer.stop()
-        await app.start()
-        try:
-            deadline = time.monotonic() + 90
-            while len(got) < n and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-        finally:
-            await app.stop()
+        await _send(settings.kafka.bootstrap, await _new_topic(settings.kafka.bootstrap, name), range(n))
+        await _run_until(app, got, n, 90)
 
     asyncio.run(scenario())
     assert got == list(range(n))
     assert sum(waited) > n // 2, (sum(waited), len(waited))  # most hand-offs waited for the buffer
     assert max(ahead) <= 8, max(ahead)  # and the fetch loop waited with them: the buffer's 4, and one waiting
-
-
 
 
 def test_a_fetch_left_with_no_active_partition_takes_no_records(stack, settings):
@@ -261,36 +262,16 @@ def test_records_fetched_while_the_partitions_are_sought_are_not_thrown_away(sta
     seek = AIOKafkaConsumerThread.seek_to_committed
     held: list[list[int]] = []  # what the restarted worker had processed when its seek ended
 
-    async def send(values: range) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
-        await producer.start()
-        try:
-            for i in values:
-                await producer.send(name, str(i).encode(), partition=0)
-            await producer.flush()
-        finally:
-            await producer.stop()
-
-    async def run(app: faust.App, got: list[int], until: int) -> None:
-        await app.start()
-        try:
-            deadline = time.monotonic() + 30
-            while len(got) < until and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-        finally:
-            await app.stop()
-
     async def scenario() -> tuple[list[int], list[int]]:
-        await _new_topic(settings.kafka.bootstrap, name)
-        await send(range(3))
+        await _send(settings.kafka.bootstrap, await _new_topic(settings.kafka.bootstrap, name), range(3))
         first: list[int] = []
-        await run(worker(first), first, 3)  # the table has a changelog now, and the group an offset
+        await _run_until(worker(first), first, 3, 30)  # the table has a changelog now, and the group an offset
         again: list[int] = []
 
         async def seek_then_send(self):
             committed = await seek(self)  # the partition is sought; a burst comes before the flow resumes
             if not held:
-                await send(range(3, 3 + n))
+                await _send(settings.kafka.bootstrap, name, range(3, 3 + n))
                 deadline = time.monotonic() + 3
                 while not again and time.monotonic() < deadline:  # Faust's order: the first is in process
                     await asyncio.sleep(0.05)
@@ -298,7 +279,7 @@ def test_records_fetched_while_the_partitions_are_sought_are_not_thrown_away(sta
             return committed
 
         monkeypatch.setattr(AIOKafkaConsumerThread, "seek_to_committed", seek_then_send)
-        await run(worker(again), again, n)
+        await _run_until(worker(again), again, n, 30)
         return first, again
 
     first, again = asyncio.run(scenario())
