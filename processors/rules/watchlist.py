@@ -59,13 +59,25 @@ def _gap(province: str, rest_skel: str, i: int) -> str:
 
 class _Reclaiming:
     """Removal for both indexes: a removed entry's keys stay and its dead ordinal is skipped at
-    lookup, until the dead outnumber the living; then the index is rebuilt without them."""
+    lookup, until the dead outnumber the living; then the index is rebuilt without them. And the
+    maintenance of both: inline by default, or left to an owner that runs it on a thread."""
 
     PARTS: tuple[str, ...]  # the HashIndex attributes
     entries: EntryStore
     threshold: float
     index: type
     reclaim_inline: bool  # a replica turns this off and swaps in reclaimed() built on a thread
+
+    def maintain_inline(self, inline: bool) -> None:
+        """Off: removals never rebuild the index and additions never merge a part's overlay; the
+        owner does both, on a thread (``reclaimed()``, ``merges_due()``), and swaps the result in."""
+        self.reclaim_inline = inline
+        for name in self.PARTS:
+            getattr(self, name).merge_inline = inline
+
+    def merges_due(self) -> list:
+        """The parts (HashIndex) whose overlay is due to be merged."""
+        return [part for name in self.PARTS if (part := getattr(self, name)).merge_due()]
 
     def remove(self, entry_id: str) -> None:
         self.entries.pop(entry_id)
@@ -78,10 +90,10 @@ class _Reclaiming:
         """The same index without its removed entries; this one is not changed, so a caller may
         build it on a thread while this one still answers lookups, then swap."""
         fresh = type(self)(threshold=self.threshold, index=self.index)
-        fresh.reclaim_inline = self.reclaim_inline
         fresh.entries, remap = self.entries.reclaimed()
         for name in self.PARTS:
             setattr(fresh, name, getattr(self, name).retained(remap))
+        fresh.maintain_inline(self.reclaim_inline)
         return fresh
 
 

@@ -13,17 +13,18 @@ from processors.rules import hashindex
 from processors.rules.hashindex import DictIndex, EntryStore, HashIndex
 
 KEYS = st.integers(-5, 5) | st.integers(-2**63, 2**63 - 1)  # few keys (many repeats) and any int64
-OPS = st.lists(st.one_of(st.tuples(st.just("add"), KEYS), st.just(("compact",)), st.just(("reclaim",))),
-               max_size=80)
+OPS = st.lists(st.one_of(st.tuples(st.just("add"), KEYS), st.just(("compact",)), st.just(("reclaim",)),
+                         st.tuples(st.just("owner"), st.lists(KEYS, max_size=3))), max_size=80)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(KEYS, max_size=30), OPS, st.integers(1, 7))
-def test_the_compact_index_answers_like_a_plain_multimap(built, ops, compact_at):
+@given(st.lists(KEYS, max_size=30), OPS, st.integers(1, 7), st.booleans())
+def test_the_compact_index_answers_like_a_plain_multimap(built, ops, compact_at, inline):
     hashindex_compact_at = hashindex.COMPACT_AT
     hashindex.COMPACT_AT = compact_at  # merges happen mid-sequence too
     try:
         index, model = HashIndex(), DictIndex()
+        index.merge_inline = inline  # off: only the owner's merges ("owner") and compact() merge
         index.build(array("q", built), array("i", range(len(built))))
         model.build(array("q", built), array("i", range(len(built))))
         ordinals = len(built)
@@ -32,6 +33,15 @@ def test_the_compact_index_answers_like_a_plain_multimap(built, ops, compact_at)
                 index.add(op[1], ordinals)
                 model.add(op[1], ordinals)
                 ordinals += 1
+                assert inline or index.size <= ordinals  # nothing merged behind the owner's back
+            elif op[0] == "owner":  # merged as a replica does on a thread; keys added before the swap
+                merged, at = index.merged(), index.merge_point()
+                for key in op[1]:
+                    index.add(key, ordinals)
+                    model.add(key, ordinals)
+                    ordinals += 1
+                swapped = index.swap(*merged, at=at)
+                assert swapped == (not op[1])  # taken unless keys came in meanwhile (they would be lost)
             elif op[0] == "compact":
                 index.compact()
             else:  # drop every third ordinal, renumber the rest in order
@@ -41,6 +51,7 @@ def test_the_compact_index_answers_like_a_plain_multimap(built, ops, compact_at)
                 # the old index is untouched (a replica builds the new one on a thread meanwhile)
                 assert {k: index.get(k) for k in before} == before
                 index, model = fresh, model.retained(remap)
+                index.merge_inline = inline
                 ordinals -= (ordinals + 2) // 3
         for key in set(built) | {o[1] for o in ops if o[0] == "add"}:
             assert index.get(key) == model.get(key), key  # same ordinals, in insertion order

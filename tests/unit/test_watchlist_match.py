@@ -231,3 +231,52 @@ def test_the_replica_rebuilds_an_index_with_the_collector_paused_and_keeps_the_r
         assert replica.vehicles.match(entries[-1].plate)[0].entry_id == entries[-1].entry_id
     finally:
         gc.unfreeze()
+
+
+def test_the_replica_merges_an_index_on_a_thread_while_it_answers_lookups(monkeypatch):
+    """A merge copies a whole index part (a re-import of a million vehicles merges some 150 times, each
+    0.14 s at 12M keys); inline, it held the worker's loop and live matching for up to 1.6 s at a time.
+    The replica's indexes never merge as entries are applied: the replica merges them on a thread, and
+    keeps doing so in the index a reclaim builds."""
+    import asyncio
+    import threading
+
+    from models import schemas, topics
+    from models.settings import KafkaSettings
+    from models.watchlist import Category, VehicleEntry
+    from processors.rules import hashindex
+    from processors.watchlists import WatchlistReplica
+
+    monkeypatch.setattr(hashindex, "COMPACT_AT", 100)
+    merged_on, merge = [], hashindex.HashIndex.merged
+    monkeypatch.setattr(hashindex.HashIndex, "merged",
+                        lambda self: (merged_on.append(threading.get_ident()), merge(self))[1])
+    replica = WatchlistReplica(KafkaSettings())
+    entries = [VehicleEntry(entry_id=f"v{i}", plate=f"京A{i:05d}", category=Category.STOLEN_VEHICLE)
+               for i in range(3 * hashindex.RECLAIM_MIN)]
+    for e in entries:
+        replica.apply(topics.KAFKA_WATCHLIST_VEHICLES, e.entry_id.encode(), schemas.encode(e))
+    parts = replica.vehicles.merges_due()
+    assert not merged_on and len(parts) == 3 and all(p.size == len(p.extra_keys) >= len(entries) for p in parts)
+
+    async def maintain_while_matching() -> int:
+        task, lookups = asyncio.create_task(replica.maintain()), 0
+        while not task.done():  # the loop is free to match while the merges run
+            assert replica.vehicles.match(entries[lookups % len(entries)].plate)[0].kind == "exact"
+            lookups += 1
+            await asyncio.sleep(0)
+        await task
+        return lookups
+
+    assert asyncio.run(maintain_while_matching()) > 0
+    assert merged_on and threading.get_ident() not in merged_on
+    assert not replica.vehicles.merges_due() and all(p.size == 0 for p in parts)
+    exact = [m.entry_id for m in replica.vehicles.match(entries[-1].plate) if m.kind == "exact"]
+    assert exact == [entries[-1].entry_id]
+
+    for e in entries[: 2 * hashindex.RECLAIM_MIN + 1]:  # enough removed for a reclaim: the new index too
+        replica.apply(topics.KAFKA_WATCHLIST_VEHICLES, e.entry_id.encode(), None)
+    asyncio.run(replica.reclaim())
+    for e in entries[:500]:
+        replica.apply(topics.KAFKA_WATCHLIST_VEHICLES, e.entry_id.encode(), schemas.encode(e))
+    assert len(replica.vehicles.merges_due()) == 3  # left to the replica, as before the reclaim
