@@ -54,8 +54,8 @@ behind it. Found while a watch list was re-imported: the worker's loop was busy 
 for longer than 0.4 s, plate reads reached Kafka without a gap, yet Faust's ``getmany`` waited its
 whole 1 s timeout every 1.6 s with plate reads waiting in Kafka (logged: 0 or ~1,200 reads per
 call), and matching paused 1.5 s. With the wait set to ``SAFECITY_WORKER__FETCH_MAX_WAIT_MS`` (50)
-the longest pause is 0.7 s (0.6-0.7) against 1.5 s (1.5-1.5), medians of 3 (the README's performance
-section); a quiet worker sends at most 20 fetches a second more.
+the longest pause is 0.7 s (0.6-0.7) against 1.5 s (1.5-1.5), medians of 3
+(docs/performance.md); a quiet worker sends at most 20 fetches a second more.
 
 **A fetch per record or two.** With aiokafka's ``fetch_min_bytes`` of 1 a fetch returns the
 moment anything is there, so a worker keeping up sends the next fetch at once and gets a record or
