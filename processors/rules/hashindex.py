@@ -9,9 +9,9 @@ between live lookups: merging the overlay sorts only the overlay and inserts it 
 
 Both build new arrays and leave the index as it is, so an owner with live lookups to serve (the
 worker's replica) can run them on a thread and swap the result in: a merge copies the whole base
-(0.14 s at 12M keys, and a 1M-entry re-import merges about 150 times), which inline held the
-event loop for seconds at a time. ``merge_inline`` off, ``add`` leaves the merging to the owner
-(``merge_due``, ``merged``, ``swap``)."""
+(0.14 s at 12M keys, and a 1M-entry re-import merges about 150 times): inline, the worker's event
+loop was busy for up to 1.8 s at a stretch during a re-import, most of it merging. With
+``merge_inline`` off, ``add`` leaves the merging to the owner (``merge_due``, ``merged``, ``swap``)."""
 
 from __future__ import annotations
 
@@ -99,8 +99,9 @@ class HashIndex:
 
     def merged(self) -> tuple[np.ndarray, np.ndarray]:
         """The sorted arrays with the overlay merged in (neither is changed, so lookups may go on
-        meanwhile, but not adds: the overlay's buffer is in use, and growing it raises): sort the overlay alone and insert it after equal keys (a key's ordinals keep
-        their insertion order), one linear copy of the base."""
+        meanwhile, but not adds: the overlay's buffer is in use, and growing it raises): sort the
+        overlay alone and insert it after equal keys (a key's ordinals keep their insertion order),
+        one linear copy of the base."""
         base_k, base_v = self.keys, self.vals
         if not self.extra_keys:
             return base_k, base_v
