@@ -27,23 +27,26 @@ def test_the_compact_index_answers_like_a_plain_multimap(built, ops, compact_at,
         index.merge_inline = inline  # off: only the owner's merges ("owner") and compact() merge
         index.build(array("q", built), array("i", range(len(built))))
         model.build(array("q", built), array("i", range(len(built))))
-        ordinals = len(built)
+        ordinals, overlay = len(built), 0
+        keys = set(built) | {o[1] for o in ops if o[0] == "add"} | {k for o in ops if o[0] == "owner" for k in o[1]}
         for op in ops:
             if op[0] == "add":
                 index.add(op[1], ordinals)
                 model.add(op[1], ordinals)
-                ordinals += 1
-                assert inline or index.size <= ordinals  # nothing merged behind the owner's back
+                ordinals, overlay = ordinals + 1, overlay + 1
+                assert inline or index.size == overlay  # nothing merged behind the owner's back
             elif op[0] == "owner":  # merged as a replica does on a thread; keys added before the swap
                 merged, at = index.merged(), index.merge_point()
                 for key in op[1]:
                     index.add(key, ordinals)
                     model.add(key, ordinals)
-                    ordinals += 1
+                    ordinals, overlay = ordinals + 1, overlay + 1
                 swapped = index.swap(*merged, at=at)
                 assert swapped == (not op[1])  # taken unless keys came in meanwhile (they would be lost)
+                overlay = 0 if swapped else overlay
             elif op[0] == "compact":
                 index.compact()
+                overlay = 0
             else:  # drop every third ordinal, renumber the rest in order
                 remap = np.array([-1 if o % 3 == 0 else o - o // 3 - 1 for o in range(ordinals)], np.int64)
                 before = {k: index.get(k) for k in set(built) | {o[1] for o in ops if o[0] == "add"}}
@@ -53,7 +56,8 @@ def test_the_compact_index_answers_like_a_plain_multimap(built, ops, compact_at,
                 index, model = fresh, model.retained(remap)
                 index.merge_inline = inline
                 ordinals -= (ordinals + 2) // 3
-        for key in set(built) | {o[1] for o in ops if o[0] == "add"}:
+                overlay = 0
+        for key in keys:
             assert index.get(key) == model.get(key), key  # same ordinals, in insertion order
         assert list(index.keys) == sorted(index.keys)
     finally:
