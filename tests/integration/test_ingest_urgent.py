@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
 
+from deploy.kafka_topics import ensure_topics
 from ingest.bridge import Bridge
 from models import schemas, topics
 from models.schemas import GasReading, GasType, GasUnit
-from deploy.kafka_topics import ensure_topics
 from models.topics import DeviceKind, MessageKind
 from tests.integration.harness import kafka_all
 

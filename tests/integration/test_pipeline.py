@@ -16,7 +16,8 @@ from devices.simulators import CheckpointSim, GasSensorSim, HotelSim
 from models import schemas, topics
 from models.schemas import GasReading, GasType, GasUnit
 from models.topics import DeviceKind, MessageKind
-from tests.integration.harness import MqttProbe, at, influx_query, kafka_config, kafka_records, poll, settled
+from tests.integration.harness import (MqttProbe, at, influx_query, kafka_all, kafka_config, kafka_records,
+                                       partition_of, poll, settled)
 
 pytestmark = pytest.mark.integration
 
@@ -171,8 +172,6 @@ def test_ingest_puts_each_reading_in_its_keys_partition_in_order(pipeline, setti
     """Ingest lets a burst gather and produces it at once: each reading must still land in its key's
     partition (murmur2, as every producer of the topic places it), so a sensor's readings and state
     stay in one partition, in the order published, and say which bridge took them."""
-    from tests.integration.harness import kafka_all, partition_of
-
     sensors = [uid("gas") for _ in range(12)]
     clients = [DeviceClient(settings.mqtt, DeviceKind.GAS, sensor).start() for sensor in sensors]
     t0 = datetime.now(UTC) - timedelta(minutes=5)
@@ -205,8 +204,6 @@ def test_a_pack_of_readings_is_processed_reading_by_reading_and_a_bad_one_become
     an element that does not fit the schema goes to the dead-letter topic with its reason (the rest of
     the pack is still processed), and a pack that does not parse becomes one dead letter."""
     from aiokafka import AIOKafkaProducer
-
-    from tests.integration.harness import partition_of
 
     sensor = uid("gas")
     probe = MqttProbe(settings, f"{topics.PREFIX}/alerts/+/{sensor}/#")
@@ -256,8 +253,6 @@ def test_a_reading_at_an_alarming_level_overtakes_the_backlog_of_routine_reading
     Its alert comes first; in one topic it would wait behind the whole backlog, ``behind``'s alarm
     included."""
     from aiokafka import AIOKafkaProducer
-
-    from tests.integration.harness import partition_of
 
     n = settings.kafka.partitions
     urgent = uid("gas")
