@@ -29,8 +29,8 @@ each) publishes gas readings for ``--sensors`` registered sensors at each offere
 - **Plate reads against a ``--watchlist``-entry list** (default 1,000,000 new-energy plates; the
   load's plates are ordinary ones, never listed): the import's time, the sustained rate per stage
   with CPU per read, watch-list hit latency at half that rate (a probe reads listed plates at a
-  checkpoint of its own), and the longest pause in live matching while the whole list is imported
-  again with every entry changed.
+  checkpoint of its own), split by stage as the gas alarms' is, and the longest pause in live
+  matching while the whole list is imported again with every entry changed.
 
 - **Worker memory**: a fresh worker's memory (PSS of it and its children) with empty watch lists and
   with ``--watchlist`` vehicles plus as many persons (with names and valid ID numbers) loaded.
@@ -222,13 +222,14 @@ def probe_hits(port: int, plates: list[str], every_s: float, checkpoint: str) ->
     (publish of the read -> the watch-list alert on MQTT)."""
     watch = AlertWatch(port, f"{topics.PREFIX}/alerts/watchlist-vehicle/{checkpoint}/#",
                        lambda m: json.loads(m.payload)["details"]["plate_read"])
-    load, rng, sent = LOADS["plates"], random.Random(5), {}
+    load, rng, sent, sent_wall = LOADS["plates"], random.Random(5), {}, {}
     topic = topics.device_topic(DeviceKind.CAMERA, checkpoint, MessageKind.PLATE_READ)
     for seq, plate in enumerate(plates):
-        sent[plate] = time.monotonic()
-        watch.client.publish(topic, event(load, checkpoint, seq, rng, plate), qos=1)
+        payload = event(load, checkpoint, seq, rng, plate)
+        sent[plate], sent_wall[plate] = time.monotonic(), time.time()
+        watch.client.publish(topic, payload, qos=1)
         time.sleep(every_s)
-    watch.report(sent)
+    watch.report(sent, sent_wall)
 
 
 # ---------------------------------------------------------------- measuring
@@ -418,23 +419,62 @@ class IngestedEvents(TopicFollower):
 
 
 class KafkaStamps(TopicFollower):
-    """Where an alarm's time goes: the Kafka timestamps (set by each producer when it sends) of the
-    probe's raising readings (sent by ingest) and of their alerts (sent by the worker), from a plain
-    aiokafka consumer in its own thread, for the keys that start with ``prefix`` (the probe's sensors).
-    The same consumer's own delay for those readings (ingest's send -> it has them) is the baseline
-    for the worker's stage: the part of it that is Kafka's and the producer's, not the worker's."""
+    """Where a probe's alert's time goes: the Kafka timestamps (set by each producer when it sends) of
+    the probe's raising events (sent by ingest) and of their alerts (sent by the worker), from a plain
+    aiokafka consumer in its own thread, by the probe's key for each (a gas sensor, a plate). The same
+    consumer's own delay for those events (ingest's send -> it has them) is the baseline for the
+    worker's stage: the part of it that is Kafka's and the producer's, not the worker's. Subclasses
+    say which records are the probe's (``on_batch``: ``event`` and ``alerted``)."""
+
+    fetch_max_wait_ms = 50  # and aiokafka's fetch_min_bytes of 1: a record is fetched the moment it is there
+
+    def __init__(self, settings: Settings) -> None:
+        self.reading: dict[str, float] = {}  # key -> its latest event's timestamp (the raising one)
+        self.fetched: dict[str, float] = {}  # key -> when this consumer had that event (wall clock)
+        self.alert: dict[str, float] = {}  # key -> its first alert's timestamp
+        self.plain: list[float] = []  # ingest's send -> this consumer has it, for each of the probe's events
+        super().__init__(settings)
+
+    def event(self, key: str, timestamp_ms: int) -> None:
+        now = time.time()
+        self.reading[key], self.fetched[key] = timestamp_ms / 1000, now
+        self.plain.append(now - timestamp_ms / 1000)
+
+    def alerted(self, key: str, timestamp_ms: int) -> None:
+        self.alert.setdefault(key, timestamp_ms / 1000)
+
+    def rows(self, walls: dict[str, tuple[float, float]]) -> list[dict]:
+        """Per alert: when its event was published (wall clock) and its three stages, in seconds; and
+        when a plain consumer had the raising event (``plain``: the part of the worker's stage before
+        any consumer could have had it)."""
+        return [{"key": key, "published": published, "ingest": self.reading[key] - published,
+                 "worker": self.alert[key] - self.reading[key], "alert service": arrived - self.alert[key],
+                 "plain": self.fetched[key] - self.reading[key]}
+                for key, (published, arrived) in sorted(walls.items(), key=lambda kv: kv[1][0])
+                if key in self.reading and key in self.alert]
+
+    def stages(self, walls: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
+        """Per alert (publish, arrival on MQTT: wall clock): the time to ingest's send, from there to
+        the worker's send of the alert, and from there to the alert on MQTT, in seconds."""
+        out: dict[str, list[float]] = {"ingest": [], "worker": [], "alert service": []}
+        for row in self.rows(walls):
+            for stage in out:
+                out[stage].append(row[stage])
+        out["(baseline: a plain consumer has the event)"] = self.plain  # what the worker's stage is above
+        return out
+
+
+class GasStamps(KafkaStamps):
+    """The gas probe's alarms: its raising readings (ingest sends them urgent, maybe one earlier reading
+    of the sensor routine, maybe in a pack) and their gas-level-1 alerts, for the sensors that start
+    with ``prefix``."""
 
     topic_names = (topics.KAFKA_TOPICS[MessageKind.GAS_READING], topics.KAFKA_URGENT[MessageKind.GAS_READING],
                    topics.KAFKA_ALERTS)
-    fetch_max_wait_ms = 50  # and aiokafka's fetch_min_bytes of 1: a record is fetched the moment it is there
 
     def __init__(self, settings: Settings, prefix: str) -> None:
         self.prefix, self.prefix_s, self.level1 = prefix.encode(), prefix, b"gas-level-1:" + prefix.encode()
         self.sensor_of = msgspec.json.Decoder(SensorOf).decode
-        self.reading: dict[str, float] = {}  # sensor -> its latest reading's timestamp (the raising one)
-        self.fetched: dict[str, float] = {}  # sensor -> when this consumer had that reading (wall clock)
-        self.alert: dict[str, float] = {}  # sensor -> its first gas-level-1 alert's timestamp
-        self.plain: list[float] = []  # ingest's send -> this consumer has it, for each of the probe's readings
         super().__init__(settings)
 
     def on_batch(self, batch: dict) -> None:
@@ -444,11 +484,9 @@ class KafkaStamps(TopicFollower):
                 key = r.key or b""
                 if tp.topic in (raw, urgent):  # the probe's raising readings are urgent (ingest's Urgency)
                     for sensor in self._probed(r):
-                        now = time.time()
-                        self.reading[sensor], self.fetched[sensor] = r.timestamp / 1000, now
-                        self.plain.append(now - r.timestamp / 1000)
+                        self.event(sensor, r.timestamp)
                 elif tp.topic == alerts and key.startswith(self.level1):
-                    self.alert.setdefault(key.decode().split(":", 1)[1], r.timestamp / 1000)
+                    self.alerted(key.decode().split(":", 1)[1], r.timestamp)
 
     def _probed(self, record) -> list[str]:
         """The probe's sensors a readings record is for: its key, or a pack's sensors (ingest's packs
@@ -459,27 +497,35 @@ class KafkaStamps(TopicFollower):
             return []
         return [s for v in schemas.unpack(record.value) if (s := self.sensor_of(v).sensor_id).startswith(self.prefix_s)]
 
-    def rows(self, walls: dict[str, tuple[float, float]]) -> list[dict]:
-        """Per alarm: when it was published (wall clock) and its three stages, in seconds; and when a
-        plain consumer had the raising reading (``plain``: the part of the worker's stage before any
-        consumer could have had it)."""
-        return [{"sensor": sensor, "published": published, "ingest": self.reading[sensor] - published,
-                 "worker": self.alert[sensor] - self.reading[sensor], "alert service": arrived - self.alert[sensor],
-                 "plain": self.fetched[sensor] - self.reading[sensor]}
-                for sensor, (published, arrived) in sorted(walls.items(), key=lambda kv: kv[1][0])
-                if sensor in self.reading and sensor in self.alert]
 
-    def stages(self, walls: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
-        """Per alarm (publish, arrival on MQTT: wall clock): the time to ingest's send, from there to
-        the worker's send of the alert, and from there to the alert on MQTT, in seconds."""
-        out: dict[str, list[float]] = {"ingest": [], "worker": [], "alert service": []}
-        for sensor, (published, arrived) in walls.items():
-            if sensor in self.reading and sensor in self.alert:
-                out["ingest"].append(self.reading[sensor] - published)
-                out["worker"].append(self.alert[sensor] - self.reading[sensor])
-                out["alert service"].append(arrived - self.alert[sensor])
-        out["(baseline: a plain consumer has the reading)"] = self.plain  # what the worker's stage is above
-        return out
+class PlateOf(msgspec.Struct):
+    plate: str
+
+
+class HitOf(msgspec.Struct):
+    details: dict
+
+
+class HitStamps(KafkaStamps):
+    """The hit probe's reads (ingest keys plate reads by checkpoint) at ``checkpoint`` and their live
+    watch-list alerts (keyed ``watch:<entry>:<checkpoint>:<subject>``), by the plate read."""
+
+    topic_names = (topics.KAFKA_TOPICS[MessageKind.PLATE_READ], topics.KAFKA_ALERTS)
+
+    def __init__(self, settings: Settings, checkpoint: str) -> None:
+        self.checkpoint, self.place = checkpoint.encode(), f":{checkpoint}:".encode()
+        self.plate_of, self.hit_of = msgspec.json.Decoder(PlateOf).decode, msgspec.json.Decoder(HitOf).decode
+        super().__init__(settings)
+
+    def on_batch(self, batch: dict) -> None:
+        reads, alerts = self.topic_names
+        for tp, records in batch.items():
+            for r in records:
+                key = r.key or b""
+                if tp.topic == reads and key == self.checkpoint:
+                    self.event(self.plate_of(r.value).plate, r.timestamp)
+                elif tp.topic == alerts and key.startswith(b"watch:") and self.place in key:
+                    self.alerted(self.hit_of(r.value).details["plate_read"], r.timestamp)
 
 
 def child(role: str, *args: object) -> subprocess.Popen:
@@ -603,8 +649,11 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=int, default=500)
     parser.add_argument("--watchlist", type=int, default=1_000_000, help="vehicle entries on the list")
     parser.add_argument("--plate-rates", default="500,1000,2000,3000")
-    parser.add_argument("--dump", type=Path, metavar="FILE", help="write each gas alarm's stages (publish time, "
-                        "then ingest, worker, alert service, in seconds) as JSON lines, to look at the tail")
+    parser.add_argument("--plate-half", type=float, metavar="RATE", help="the rate of the watch-list hit and "
+                        "re-import runs, without the plate reads' rising rates (default: half their sustained rate)")
+    parser.add_argument("--dump", type=Path, metavar="FILE", help="write each gas alarm's and watch-list hit's "
+                        "stages (publish time, then ingest, worker, alert service, in seconds) as JSON lines, to "
+                        "look at the tail")
     parser.add_argument("--set", action="append", default=[], metavar="SAFECITY_X=V",
                         help="a setting for the pipeline's processes (e.g. to measure a default against an old value)")
     parser.add_argument("--role", help=argparse.SUPPRESS)
@@ -667,7 +716,7 @@ def main() -> None:
             if "latency" in parts:
                 timed_under_load(bench, args, "gas", half, 900, lambda r: [
                     "latency", settings.mqtt.port, args.alarms, PROBE_EVERY_S, alarm_prefixes[r]], "gas alert latency",
-                    lambda r: alarm_prefixes[r] + "-")
+                    lambda r: GasStamps(settings, alarm_prefixes[r] + "-"))
             if "rebalance" in parts:
                 rebalance(bench, run_dir, args, half)
         if "scaling" in parts:  # before the plates: a new worker would first load their million-entry list
@@ -727,16 +776,17 @@ def gas_rates(bench: Bench, args: argparse.Namespace, ceilings: list[float]) -> 
 
 def timed_under_load(bench: Bench, args: argparse.Namespace, kind: str, rate: float, seed: int,
                      probe: Callable[[int], list], what: str,
-                     stamp_prefix: Callable[[int], str] | None = None) -> None:
+                     stamps_of: Callable[[int], KafkaStamps] | None = None) -> None:
     """The generator offers ``rate`` events/s of ``kind`` while a probe process (``probe(r)``: its
     role and arguments for run r) times its alerts; p50, p95 and p99 per run, median with range.
-    With ``stamp_prefix`` (the probe's gas sensors in run r), the same split by stage (KafkaStamps)."""
+    With ``stamps_of`` (run r's follower of the probe's events and alerts in Kafka), the same split by
+    stage."""
     settings = bench.settings
     p: dict[float, list[float]] = {q: [] for q in (0.5, 0.95, 0.99)}
     split: dict[str, dict[float, list[float]]] = {}
     lost = 0
     for r in range(args.repeat):
-        stamps = KafkaStamps(settings, stamp_prefix(r)) if stamp_prefix else None
+        stamps = stamps_of(r) if stamps_of else None
         seconds = LOAD_SETTLE_S + args.alarms * (PROBE_EVERY_S + 0.05) + 3
         gen = child("generate", kind, settings.mqtt.port, rate, seconds, 0, bench.devices(LOADS[kind]), seed + r)
         time.sleep(LOAD_SETTLE_S)
@@ -750,7 +800,7 @@ def timed_under_load(bench: Bench, args: argparse.Namespace, kind: str, rate: fl
             if args.dump:
                 with args.dump.open("a") as out:
                     for row in stamps.rows(got["walls"]):
-                        out.write(json.dumps({"rate": rate, "run": r, **row}) + "\n")
+                        out.write(json.dumps({"what": what, "rate": rate, "run": r, **row}) + "\n")
             for stage, xs in stamps.stages(got["walls"]).items():
                 for q in (0.5, 0.99):
                     split.setdefault(stage, {}).setdefault(q, []).append(percentile(xs, q) * 1000 if xs else math.nan)
@@ -923,16 +973,19 @@ def measure_plates(bench: Bench, run_dir: Path, args: argparse.Namespace) -> Non
             raise SystemExit("the worker never matched the list's last plate")
     print(f"the worker matched the list's last plate {time.monotonic() - t:.0f} s after the import", flush=True)
 
-    sustained, at = ladder(bench, args, args.plate_rates, load, 50, "plate reads")
-    if not sustained:
-        return
-    print(f"sustained plate reads end to end against {len(listed):,} entries: {sustained:,.0f}/s; CPU per read, "
-          f"all processes: {spread([sum(s.cpu.values()) * 1000 for s in at], '{:.3f}')} ms (worker "
-          f"{spread([s.cpu['worker'] * 1000 for s in at], '{:.3f}')} ms)", flush=True)
-    half = sustained / 2
+    if args.plate_half:
+        half = args.plate_half
+    else:
+        sustained, at = ladder(bench, args, args.plate_rates, load, 50, "plate reads")
+        if not sustained:
+            return
+        print(f"sustained plate reads end to end against {len(listed):,} entries: {sustained:,.0f}/s; CPU per "
+              f"read, all processes: {spread([sum(s.cpu.values()) * 1000 for s in at], '{:.3f}')} ms (worker "
+              f"{spread([s.cpu['worker'] * 1000 for s in at], '{:.3f}')} ms)", flush=True)
+        half = sustained / 2
     timed_under_load(bench, args, "plates", half, 300, lambda r: [
         "hits", settings.mqtt.port, PROBE_EVERY_S, f"{PROBE_CP}-{r}", *listed[100 + r * args.alarms: 100 + (r + 1) * args.alarms]],
-        "watch-list hit latency")
+        "watch-list hit latency", lambda r: HitStamps(settings, f"{PROBE_CP}-{r}"))
 
     pauses, imports = [], []
     for r in range(args.repeat):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import paho.mqtt.client as mqtt
 
 from models.settings import MqttSettings
@@ -24,4 +26,12 @@ def make_mqtt_client(settings: MqttSettings, client_id: str, *, clean_session: b
         client.will_set(will[0], will[1], qos=1, retain=True)
     client.max_inflight_messages_set(min(settings.max_inflight, 65535))
     client.reconnect_delay_set(min_delay=1, max_delay=10)
+    client.on_socket_open = no_delay
     return client
+
+
+def no_delay(client: mqtt.Client, userdata, sock) -> None:
+    """Small packets go at once (paho leaves Nagle's algorithm on): an acknowledgement or an alert is
+    not held until the broker's TCP ack of the packet before it."""
+    if hasattr(sock, "setsockopt"):  # a TCP or TLS socket (a websocket wrapper has none)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
