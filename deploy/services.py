@@ -266,7 +266,7 @@ class Mosquitto(Service):
             "max_queued_messages 200000\n"
             "max_queued_bytes 536870912\n"  # 512 MiB per session: a long Kafka outage cannot fill the disk
             "autosave_on_changes false\n"
-            "set_tcp_nodelay true\n"  # no Nagle delay on small deliveries: an alarm waited ~20 ms for a TCP ack
+            "set_tcp_nodelay true\n"  # no Nagle delay on small deliveries: an alert waited ~20 ms for a TCP ack
             "log_dest stdout\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
