@@ -23,7 +23,8 @@ each) publishes gas readings for ``--sensors`` registered sensors at each offere
   (two readings over the first level) and times each from the publish of the reading that raises
   it to the alert on MQTT (published by the alert service); p50, p95, p99 per run; and the same
   split by stage (ingest, worker, alert service) from the readings' and alerts' Kafka timestamps,
-  beside a plain Kafka consumer's own delay for those readings (the worker stage's baseline).
+  beside a plain Kafka consumer's own delay for those readings (the worker stage's baseline), and
+  the share of the time the worker's loop thread waited for a core (the machine's cores full).
 - **Rebalance pause**: at half load a second worker joins, later leaves; the longest time without
   a processed reading (the worker's metric records) after each.
 - **Plate reads against a ``--watchlist``-entry list** (default 1,000,000 new-energy plates; the
@@ -263,6 +264,16 @@ def cpu_seconds(pid: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / tick
     return total
+
+
+def sched_seconds(pid: int) -> tuple[float, float]:
+    """A process's main thread (the worker's event loop): seconds it has run on a core, and seconds
+    it was ready to run but waited for one (``/proc/<pid>/task/<pid>/schedstat``)."""
+    try:
+        ran, waited, _ = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return math.nan, math.nan
+    return int(ran) / 1e9, int(waited) / 1e9
 
 
 def pss_mib(pid: int) -> float:
@@ -784,13 +795,17 @@ def timed_under_load(bench: Bench, args: argparse.Namespace, kind: str, rate: fl
     settings = bench.settings
     p: dict[float, list[float]] = {q: [] for q in (0.5, 0.95, 0.99)}
     split: dict[str, dict[float, list[float]]] = {}
+    waits: list[float] = []  # per run: the share of the probe's time the worker's loop waited for a core
     lost = 0
     for r in range(args.repeat):
         stamps = stamps_of(r) if stamps_of else None
         seconds = LOAD_SETTLE_S + args.alarms * (PROBE_EVERY_S + 0.05) + 3
         gen = child("generate", kind, settings.mqtt.port, rate, seconds, 0, bench.devices(LOADS[kind]), seed + r)
         time.sleep(LOAD_SETTLE_S)
+        worker, t0 = bench.procs["worker"].pid, time.monotonic()
+        _, waited0 = sched_seconds(worker)
         got = result_of(child(*probe(r)))
+        waits.append((sched_seconds(worker)[1] - waited0) / (time.monotonic() - t0) * 100)
         result_of(gen)
         lost += got["lost"]
         for q in p:
@@ -811,6 +826,8 @@ def timed_under_load(bench: Bench, args: argparse.Namespace, kind: str, rate: fl
         label = stage if stage.startswith("(") else f"of which {stage}"
         print(f"  {label:22s} " + "; ".join(f"p{round(q * 100)} {spread(v, '{:.0f}')}" for q, v in qs.items()),
               flush=True)
+    print(f"  the worker's loop thread was ready to run but waited for a core {spread(waits, '{:.0f}')} % of the "
+          "time (its scheduler statistics: the cores are full when this is high)", flush=True)
 
 
 RESTORED = "[^---Recovery]: Worker ready"  # a worker's line once its partitions' state is restored
