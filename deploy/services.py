@@ -7,6 +7,7 @@ Readiness is polled (a TCP connect, an HTTP ping), never slept for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.settings import Settings
-from safecity.priority import niced
+from safecity.priority import lower_threads, niced
 
 logger = logging.getLogger(__name__)
 
@@ -283,6 +284,7 @@ class Kafka(Service):
     heap: str = "768m"
     partitions: int = 4
     cleaner_mb_s: float = 0.0  # log.cleaner.io.max.bytes.per.second in MB/s; 0: Kafka's default (unpaced)
+    cleaner_nice: int = 0  # the log cleaner thread's niceness (safecity/priority.py); 0: the broker's
     startup_timeout: float = 120.0
     sasl_port: int | None = None  # a SASL/SCRAM listener (OPERATOR) beside the plaintext one
     scram_users: dict[str, str] = field(default_factory=dict)  # user -> password, SCRAM-SHA-512
@@ -338,6 +340,7 @@ class Kafka(Service):
 
     def _java(self) -> list[str]:
         return ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+                f"-Xlog:gc*:file={self.dir / 'gc.log'}:time,uptime:filecount=3,filesize=20m",  # as Kafka's scripts do
                 f"-Dlog4j.configuration=file:{self.dir / 'log4j.properties'}",
                 "-cp", f"{self.libs}/*"]
 
@@ -346,6 +349,24 @@ class Kafka(Service):
 
     def ready(self) -> bool:
         return port_open(self.host, self.port) and _kafka_metadata_ok(self.host, self.port)
+
+    def after_ready(self) -> None:
+        """The log cleaner compacts the tables' changelogs in bursts of a few hundred ms of a core every
+        few seconds (segments roll every 4 MiB): work that may wait, so it runs at ``cleaner_nice``
+        and no longer sits in front of the produce and fetch requests on the alarm path."""
+        pid = self.pid()
+        if not self.cleaner_nice or pid is None:
+            return
+        threads: list[int] = []
+
+        def lowered() -> bool:
+            threads[:] = lower_threads(pid, "kafka-log-clean", self.cleaner_nice)  # kafka-log-cleaner-thread-0
+            return bool(threads)
+
+        with contextlib.suppress(ServiceError):  # it starts with the log manager, about when the listener does
+            wait_until(lowered, 10, "Kafka's log cleaner thread")
+        if not threads:
+            logger.warning("kafka: no log cleaner thread found to run at niceness %d", self.cleaner_nice)
 
 
 def _kafka_cluster_id() -> str:
@@ -521,7 +542,7 @@ def local_services(settings: Settings) -> list[Service]:
                   max_inflight=settings.mqtt.max_inflight),
         Kafka("kafka", run_dir, kafka_host, int(kafka_port), controller_port=svc.kafka_controller_port,
               libs=svc.kafka_libs, heap=svc.kafka_heap, partitions=settings.kafka.partitions,
-              cleaner_mb_s=svc.kafka_cleaner_mb_s),
+              cleaner_mb_s=svc.kafka_cleaner_mb_s, cleaner_nice=settings.background_nice),
         InfluxDB("influxdb", run_dir, "127.0.0.1", svc.influxdb_port, rpc_port=svc.influxdb_rpc_port,
                  database=influx_bucket, nice=settings.background_nice),
         InfluxV2Adapter("influx-v2-adapter", run_dir, adapter.hostname or "127.0.0.1", adapter.port or 8087,

@@ -275,7 +275,8 @@ class Settings(BaseSettings):
     registry: Path | None = Field(None, description="device registry (YAML or CSV); set: unknown devices are rejected")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
     background_nice: int = Field(10, ge=0, le=19, description="CPU priority (nice) of the work off the alarm path: "
-                                 "image analysis, retro-hunts, the metrics writer, local InfluxDB (0: as the alarm path)")
+                                 "image analysis, retro-hunts, the metrics writer, local InfluxDB, the local Kafka's "
+                                 "log cleaner thread (0: as the alarm path)")
 
     @model_validator(mode="after")
     def _retention_covers_the_lookback(self) -> Settings:

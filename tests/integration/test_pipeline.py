@@ -51,7 +51,8 @@ def niceness(pid: int) -> int:
 
 
 def test_work_off_the_alarm_path_runs_at_a_lower_cpu_priority(pipeline, settings):
-    """The metrics writer and InfluxDB (with its adapter) give way to the alarm path (safecity/priority.py)."""
+    """The metrics writer, InfluxDB (with its adapter) and the broker's log cleaner give way to the alarm path
+    (safecity/priority.py)."""
     assert settings.background_nice == 10
     base = niceness(os.getpid())  # what the session's processes start at (0, unless the tests run niced)
     background = max(base, 10)
@@ -62,6 +63,12 @@ def test_work_off_the_alarm_path_runs_at_a_lower_cpu_priority(pipeline, settings
     assert niceness(servers["influxdb"]) == background
     assert niceness(servers["influx-v2-adapter"]) == background
     assert niceness(servers["kafka"]) == base and niceness(servers["mosquitto"]) == base
+    kafka = servers["kafka"]
+    threads = {int(t): open(f"/proc/{kafka}/task/{t}/comm").read().strip() for t in os.listdir(f"/proc/{kafka}/task")}
+    lowered = {name for tid, name in threads.items() if os.getpriority(os.PRIO_PROCESS, tid) != base}
+    assert lowered == {"kafka-log-clean"}  # the broker's log cleaner (compaction) and nothing else of it
+    cleaner = next(tid for tid, name in threads.items() if name == "kafka-log-clean")
+    assert os.getpriority(os.PRIO_PROCESS, cleaner) == background
 
 
 def test_the_worker_still_answers_for_rebalances_without_counting_records(pipeline):

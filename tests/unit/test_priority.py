@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from safecity.priority import niced
+from safecity.priority import lower_threads, niced
 
 
 def niceness_of_thread_started_after(nice: int) -> list[int]:
@@ -46,3 +46,34 @@ def test_a_niced_command_runs_at_that_niceness_under_the_same_pid():
     assert pid == proc.pid  # stopped by PID: the PID recorded is the server's own
     assert niced(["true"], 0) == ["true"]
 
+
+
+def test_lower_threads_lowers_only_the_named_threads_of_another_process():
+    """As for Kafka's log cleaner: one thread of a running server, found by its name, the rest unchanged."""
+    code = (
+        "import os, threading, time\n"
+        "def named(name):\n"
+        "    open(f'/proc/self/task/{threading.get_native_id()}/comm', 'w').write(name)\n"
+        "    time.sleep(30)\n"
+        "for name in ('kafka-log-cleaner-thread-0', 'data-plane-kafka-request-handler-0'):\n"
+        "    threading.Thread(target=named, args=(name,), daemon=True).start()\n"
+        "time.sleep(0.3); print('ready', flush=True); time.sleep(30)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        names = {int(t): open(f"/proc/{proc.pid}/task/{t}/comm").read().strip()
+                 for t in os.listdir(f"/proc/{proc.pid}/task")}
+        assert sorted(names.values()).count("kafka-log-clean") == 1  # comm keeps 15 characters
+        lowered = lower_threads(proc.pid, "kafka-log-clean", base + 5)
+        assert [names[t] for t in lowered] == ["kafka-log-clean"]
+        for tid, name in names.items():
+            assert os.getpriority(os.PRIO_PROCESS, tid) == (min(19, base + 5) if tid in lowered else base), name
+        assert lower_threads(proc.pid, "kafka-log-clean", base) == lowered  # never raises it back
+        assert os.getpriority(os.PRIO_PROCESS, lowered[0]) == min(19, base + 5)
+        assert lower_threads(proc.pid, "no-such-thread", base + 5) == []
+    finally:
+        proc.kill()
+        proc.wait()
+    assert lower_threads(proc.pid, "kafka-log-clean", 10) == []  # the process is gone
