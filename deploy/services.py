@@ -7,7 +7,6 @@ Readiness is polled (a TCP connect, an HTTP ping), never slept for.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -340,12 +339,12 @@ class Kafka(Service):
 
     def _java(self) -> list[str]:
         return ["java", f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
-                f"-Xlog:gc*:file={self.dir / 'gc.log'}:time,uptime:filecount=3,filesize=20m",  # as Kafka's scripts do
                 f"-Dlog4j.configuration=file:{self.dir / 'log4j.properties'}",
                 "-cp", f"{self.libs}/*"]
 
-    def command(self) -> list[str]:
-        return [*self._java(), "kafka.Kafka", str(self.dir / "server.properties")]
+    def command(self) -> list[str]:  # the broker's GC log, as Kafka's scripts write one (not the format tool's)
+        return [*self._java(), f"-Xlog:gc*:file={self.dir / 'gc.log'}:time,uptime:filecount=3,filesize=20m",
+                "kafka.Kafka", str(self.dir / "server.properties")]
 
     def ready(self) -> bool:
         return port_open(self.host, self.port) and _kafka_metadata_ok(self.host, self.port)
@@ -357,15 +356,10 @@ class Kafka(Service):
         pid = self.pid()
         if not self.cleaner_nice or pid is None:
             return
-        threads: list[int] = []
-
-        def lowered() -> bool:
-            threads[:] = lower_threads(pid, "kafka-log-clean", self.cleaner_nice)  # kafka-log-cleaner-thread-0
-            return bool(threads)
-
-        with contextlib.suppress(ServiceError):  # it starts with the log manager, about when the listener does
-            wait_until(lowered, 10, "Kafka's log cleaner thread")
-        if not threads:
+        try:  # kafka-log-cleaner-thread-0 starts with the log manager, about when the listener does
+            wait_until(lambda: bool(lower_threads(pid, "kafka-log-clean", self.cleaner_nice)), 10,
+                       "Kafka's log cleaner thread")
+        except ServiceError:
             logger.warning("kafka: no log cleaner thread found to run at niceness %d", self.cleaner_nice)
 
 

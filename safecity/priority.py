@@ -31,21 +31,33 @@ def niced(command: list[str], nice: int) -> list[str]:
     return ["nice", "-n", str(step), *command] if step > 0 else command
 
 
-def lower_threads(pid: int, name_prefix: str, nice: int) -> list[int]:
-    """Raise to ``nice`` the niceness of the threads of process ``pid`` whose name (``comm``, 15
-    characters) starts with ``name_prefix``: on Linux a thread's niceness is its own. For one thread
-    of a server that does work off the alarm path (Kafka's log cleaner). Returns the thread IDs now at
-    ``nice`` or above; none where there is no such thread or it is not permitted."""
-    done = []
+def thread_names(pid: int) -> dict[int, str]:
+    """The threads of process ``pid`` by ID, with their names (``comm``: 15 characters at most); those
+    that end while being read are left out, and a process that is gone has none."""
+    names = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return done
+        return names
     for tid in map(int, tids):
         try:
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                if not f.read().startswith(name_prefix):
-                    continue
+                names[tid] = f.read().strip()
+        except OSError:  # the thread ended
+            continue
+    return names
+
+
+def lower_threads(pid: int, name_prefix: str, nice: int) -> list[int]:
+    """Raise to ``nice`` the niceness of the threads of process ``pid`` whose name starts with
+    ``name_prefix``: on Linux a thread's niceness is its own. For one thread of a server that does
+    work off the alarm path (Kafka's log cleaner). Returns the thread IDs now at ``nice`` or above;
+    none where there is no such thread or it is not permitted."""
+    done = []
+    for tid, name in thread_names(pid).items():
+        if not name.startswith(name_prefix):
+            continue
+        try:
             if nice > os.getpriority(os.PRIO_PROCESS, tid):
                 os.setpriority(os.PRIO_PROCESS, tid, nice)
             done.append(tid)

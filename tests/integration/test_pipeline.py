@@ -16,6 +16,7 @@ from devices.simulators import CheckpointSim, GasSensorSim, HotelSim
 from models import schemas, topics
 from models.schemas import GasReading, GasType, GasUnit
 from models.topics import DeviceKind, MessageKind
+from safecity.priority import thread_names
 from tests.integration.harness import (MqttProbe, at, influx_query, kafka_all, kafka_config, kafka_records,
                                        partition_of, poll, settled)
 
@@ -64,7 +65,7 @@ def test_work_off_the_alarm_path_runs_at_a_lower_cpu_priority(pipeline, settings
     assert niceness(servers["influx-v2-adapter"]) == background
     assert niceness(servers["kafka"]) == base and niceness(servers["mosquitto"]) == base
     kafka = servers["kafka"]
-    threads = {int(t): open(f"/proc/{kafka}/task/{t}/comm").read().strip() for t in os.listdir(f"/proc/{kafka}/task")}
+    threads = thread_names(kafka)
     lowered = {name for tid, name in threads.items() if os.getpriority(os.PRIO_PROCESS, tid) != base}
     assert lowered == {"kafka-log-clean"}  # the broker's log cleaner (compaction) and nothing else of it
     cleaner = next(tid for tid, name in threads.items() if name == "kafka-log-clean")

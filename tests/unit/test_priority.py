@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from safecity.priority import lower_threads, niced
+from safecity.priority import lower_threads, niced, thread_names
 
 
 def niceness_of_thread_started_after(nice: int) -> list[int]:
@@ -47,24 +47,23 @@ def test_a_niced_command_runs_at_that_niceness_under_the_same_pid():
     assert niced(["true"], 0) == ["true"]
 
 
-
 def test_lower_threads_lowers_only_the_named_threads_of_another_process():
     """As for Kafka's log cleaner: one thread of a running server, found by its name, the rest unchanged."""
     code = (
-        "import os, threading, time\n"
-        "def named(name):\n"
+        "import threading, time\n"
+        "named = threading.Barrier(3)\n"
+        "def run(name):\n"
         "    open(f'/proc/self/task/{threading.get_native_id()}/comm', 'w').write(name)\n"
-        "    time.sleep(30)\n"
+        "    named.wait(); time.sleep(30)\n"
         "for name in ('kafka-log-cleaner-thread-0', 'data-plane-kafka-request-handler-0'):\n"
-        "    threading.Thread(target=named, args=(name,), daemon=True).start()\n"
-        "time.sleep(0.3); print('ready', flush=True); time.sleep(30)\n"
+        "    threading.Thread(target=run, args=(name,), daemon=True).start()\n"
+        "named.wait(); print('ready', flush=True); time.sleep(30)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
         base = os.getpriority(os.PRIO_PROCESS, 0)
-        names = {int(t): open(f"/proc/{proc.pid}/task/{t}/comm").read().strip()
-                 for t in os.listdir(f"/proc/{proc.pid}/task")}
+        names = thread_names(proc.pid)
         assert sorted(names.values()).count("kafka-log-clean") == 1  # comm keeps 15 characters
         lowered = lower_threads(proc.pid, "kafka-log-clean", base + 5)
         assert [names[t] for t in lowered] == ["kafka-log-clean"]
@@ -76,4 +75,4 @@ def test_lower_threads_lowers_only_the_named_threads_of_another_process():
     finally:
         proc.kill()
         proc.wait()
-    assert lower_threads(proc.pid, "kafka-log-clean", 10) == []  # the process is gone
+    assert lower_threads(proc.pid, "kafka-log-clean", 10) == [] and thread_names(proc.pid) == {}  # it is gone
